@@ -1,0 +1,1806 @@
+//! The phases, as plain async functions over a [`Job`]'s ports. The CLI calls them in the order of
+//! [`crate::flow::FLOW`]; the Lambda functions call the same functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::job::{Job, Selection};
+use crate::mapping::{Approval, FieldMap, propose};
+use crate::model::*;
+use crate::ports::*;
+use crate::transform::{Transformed, Transformer, value_text};
+use crate::util::{md5_hex, now_iso};
+
+pub mod keys {
+    pub const SCOPING: &str = "reports/scoping.json";
+    pub const FIELD_MAP: &str = "mapping/field-map.json";
+    pub const APPROVAL: &str = "mapping/approval.json";
+    pub const SCHEMA: &str = "schema/fields.json";
+    pub const AGENTS: &str = "reports/agents.json";
+    pub const SELECTION: &str = "selection/tickets.json";
+    pub const VALIDATION: &str = "reports/validation.json";
+    pub fn raw_page(collection: &str, page: u64) -> String {
+        format!("raw/{}/{page:06}.json", super::safe(collection))
+    }
+    pub fn raw_prefix(collection: &str) -> String {
+        format!("raw/{}/", super::safe(collection))
+    }
+    pub fn failed(kind: crate::model::ObjectKind, id: &str) -> String {
+        format!("failed/{kind}/{}.json", super::safe(id))
+    }
+    pub fn flags(phase: &str, part: &str) -> String {
+        format!("flags/{phase}/{}.json", super::safe(part))
+    }
+    pub fn reconciliation(kind: crate::model::ObjectKind) -> String {
+        format!("reports/reconciliation-{kind}.json")
+    }
+    pub fn blob(md5: &str) -> String {
+        format!("blobs/{md5}")
+    }
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+async fn put_json<T: Serialize>(job: &Job, key: &str, value: &T) -> Result<()> {
+    job.stage
+        .put(key, Bytes::from(serde_json::to_vec_pretty(value)?))
+        .await
+}
+
+async fn get_json<T: for<'de> Deserialize<'de>>(job: &Job, key: &str) -> Result<Option<T>> {
+    match job.stage.get(key).await? {
+        Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
+        None => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Pre-flight scoping
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CollectionScope {
+    pub collection: String,
+    pub proposed_kind: Option<ObjectKind>,
+    pub readable: bool,
+    pub records: u64,
+    pub fields: usize,
+    pub custom_fields: Vec<FieldDef>,
+    pub attachments: u64,
+    pub attachment_bytes: u64,
+    pub attachments_over_limit: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Scoping {
+    pub at: String,
+    pub source_platform: String,
+    pub destination: DestinationInfo,
+    pub collections: Vec<CollectionScope>,
+    pub permission_gaps: Vec<String>,
+    pub empty_collections: Vec<String>,
+    /// Source department values and the destination department each will go to.
+    pub department_mapping: BTreeMap<String, String>,
+    pub source_calls: u64,
+    pub estimated_destination_calls: u64,
+    pub estimated_credits: u64,
+    pub credits_fit_in_one_day: bool,
+    pub estimated_minutes: f64,
+    pub measured_source_latency_ms: f64,
+    /// Destination records that exist before the migration, per kind (reconciliation baseline).
+    pub destination_baseline: BTreeMap<String, u64>,
+}
+
+pub async fn preflight(job: &Job) -> Result<Scoping> {
+    let started = std::time::Instant::now();
+    let schema = job.source.discover().await?;
+    let dest = job.describe().await?;
+    let mut scoping = Scoping {
+        at: now_iso(),
+        source_platform: job.source.platform().into(),
+        destination: dest.clone(),
+        ..Default::default()
+    };
+    let mut source_calls = 1 + schema.collections.len() as u64;
+    job.progress
+        .start("preflight", Some(schema.collections.len() as u64));
+    for col in &schema.collections {
+        let mut scope = CollectionScope {
+            collection: col.name.clone(),
+            proposed_kind: crate::mapping::propose_kind(&col.name).map(|k| k.0),
+            readable: col.readable(),
+            fields: col.fields.len(),
+            custom_fields: col.fields.iter().filter(|f| f.custom).cloned().collect(),
+            ..Default::default()
+        };
+        if !col.readable() {
+            scoping.permission_gaps.push(col.name.clone());
+        } else {
+            let mut cursor = None;
+            loop {
+                let page = job
+                    .source
+                    .read_page(
+                        &col.name,
+                        &PageRequest {
+                            cursor: cursor.clone(),
+                            modified_since: None,
+                            page_size: job.settings.page_size,
+                        },
+                    )
+                    .await?;
+                source_calls += 1;
+                scope.records += page.records.len() as u64;
+                for r in &page.records {
+                    for a in &r.attachments {
+                        scope.attachments += 1;
+                        let size = a.size.unwrap_or(0);
+                        scope.attachment_bytes += size;
+                        if size > job.settings.attachment_max_bytes {
+                            scope.attachments_over_limit += 1;
+                        }
+                    }
+                }
+                match page.next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            if scope.records == 0 {
+                scoping.empty_collections.push(col.name.clone());
+            }
+        }
+        job.progress.advance("preflight", 1);
+        scoping.collections.push(scope);
+    }
+    // Department values (from a ticket department dropdown) against destination departments.
+    if let Some(tickets) = schema
+        .collections
+        .iter()
+        .find(|c| crate::mapping::propose_kind(&c.name).map(|k| k.0) == Some(ObjectKind::Ticket))
+    {
+        let field = tickets.fields.iter().find(|f| {
+            let n: String = f
+                .name
+                .chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase();
+            ["department", "queue", "dept"].contains(&n.as_str())
+        });
+        if let Some(f) = field {
+            scoping.department_mapping =
+                crate::mapping::propose_values(ObjectKind::Ticket, "department", &f.options, &dest);
+        }
+    }
+    // Cost estimate: destination calls per record of each kind, plus attachments.
+    let mut calls = 0f64;
+    for c in &scoping.collections {
+        if let Some(kind) = c.proposed_kind {
+            let per = dest
+                .calls_per_record
+                .get(kind.as_str())
+                .copied()
+                .unwrap_or(0.0);
+            calls += per * c.records as f64;
+            calls += dest
+                .calls_per_record
+                .get("attachment")
+                .copied()
+                .unwrap_or(1.0)
+                * (c.attachments - c.attachments_over_limit) as f64;
+        }
+    }
+    scoping.source_calls = source_calls;
+    scoping.estimated_destination_calls = calls.ceil() as u64;
+    scoping.estimated_credits = scoping.estimated_destination_calls;
+    scoping.credits_fit_in_one_day = dest
+        .credits_remaining
+        .or(dest.daily_credits)
+        .is_none_or(|c| c >= scoping.estimated_credits);
+    let elapsed = started.elapsed().as_secs_f64();
+    scoping.measured_source_latency_ms = elapsed * 1000.0 / source_calls.max(1) as f64;
+    let conc = dest
+        .concurrency_cap
+        .unwrap_or(job.settings.load_concurrency)
+        .max(1) as f64;
+    scoping.estimated_minutes =
+        (calls / conc) * (scoping.measured_source_latency_ms.max(20.0) / 1000.0) / 60.0;
+    for kind in ObjectKind::LOADED {
+        if let Some(n) = job.dest.count(kind).await? {
+            scoping.destination_baseline.insert(kind.to_string(), n);
+        }
+    }
+    put_json(job, keys::SCOPING, &scoping).await?;
+    job.progress.finish(
+        "preflight",
+        &format!(
+            "{} collections, {} permission gaps",
+            scoping.collections.len(),
+            scoping.permission_gaps.len()
+        ),
+    );
+    Ok(scoping)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Mapping proposal, 3. approval
+
+pub async fn propose_mapping(job: &Job) -> Result<FieldMap> {
+    let schema = job.source.discover().await?;
+    let dest = job.describe().await?;
+    let mut samples = BTreeMap::new();
+    for col in schema.collections.iter().filter(|c| c.readable()) {
+        let page = job
+            .source
+            .read_page(
+                &col.name,
+                &PageRequest {
+                    cursor: None,
+                    modified_since: None,
+                    page_size: 50,
+                },
+            )
+            .await?;
+        samples.insert(col.name.clone(), page.records);
+    }
+    let map = propose(job.source.platform(), &schema, &samples, &dest);
+    put_json(job, keys::FIELD_MAP, &map).await?;
+    Ok(map)
+}
+
+pub async fn field_map(job: &Job) -> Result<FieldMap> {
+    get_json(job, keys::FIELD_MAP).await?.ok_or_else(|| {
+        Error::Approval("no field map yet: run `deskshift mapping propose` first".into())
+    })
+}
+
+/// Validates the current map and pins it with an approval.
+pub async fn approve(job: &Job, by: &str, automatic: bool) -> Result<Approval> {
+    let map = field_map(job).await?;
+    let dest = job.describe().await?;
+    map.validate(&dest)?;
+    let approval = Approval {
+        map_digest: map.digest(),
+        approved_by: by.to_string(),
+        approved_at: now_iso(),
+        automatic,
+    };
+    put_json(job, keys::APPROVAL, &approval).await?;
+    Ok(approval)
+}
+
+/// The approved map; fails if there is no approval or the map changed since.
+pub async fn approved_map(job: &Job) -> Result<FieldMap> {
+    let map = field_map(job).await?;
+    let approval: Approval = get_json(job, keys::APPROVAL).await?.ok_or_else(|| {
+        Error::Approval("the field map is not approved: review it (`deskshift mapping show`) and run `deskshift mapping approve`".into())
+    })?;
+    approval.check(&map)?;
+    Ok(map)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Schema
+
+pub async fn schema(job: &Job) -> Result<Vec<DestField>> {
+    let map = approved_map(job).await?;
+    let mut out: Vec<DestField> = Vec::new();
+    for (kind, label, field_type, options) in map.custom_fields() {
+        if !ObjectKind::LOADED.contains(&kind) || kind == ObjectKind::Activity {
+            continue;
+        }
+        let spec = CustomFieldSpec {
+            kind,
+            label: label.clone(),
+            field_type,
+            options,
+            scope: None,
+        };
+        let field = job.dest.ensure_custom_field(&spec).await?;
+        job.audit
+            .append(&[AuditEntry {
+                at: now_iso(),
+                op: AuditOp::Schema,
+                kind,
+                source_id: label,
+                dest_id: Some(field.id.clone()),
+                outcome: "ok".into(),
+                payload_hash: crate::util::sha256_hex(&serde_json::to_vec(&spec)?),
+            }])
+            .await?;
+        out.push(field);
+    }
+    put_json(job, keys::SCHEMA, &out).await?;
+    job.forget_description().await;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Extract and stage
+
+/// Reads every mapped collection (and the documented ones) into the stage, page by page,
+/// resumable from the last staged page.
+pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
+    let map = approved_map(job).await?;
+    let schema = job.source.discover().await?;
+    let mut counts = BTreeMap::new();
+    let collections: Vec<String> = schema
+        .collections
+        .iter()
+        .filter(|c| c.readable())
+        .filter(|c| {
+            map.collections.iter().any(|m| m.collection == c.name)
+                || crate::mapping::propose_kind(&c.name).is_some()
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    job.progress
+        .start("extract", Some(collections.len() as u64));
+    for col in collections {
+        let cp = job.checkpoints.get("extract", &col).await?;
+        if cp.as_ref().is_some_and(|c| c.done) {
+            counts.insert(col.clone(), count_staged(job, &col).await?);
+            job.progress.advance("extract", 1);
+            continue;
+        }
+        let mut cursor = cp.and_then(|c| c.cursor);
+        let mut page_no: u64 = match &cursor {
+            Some(_) => job.stage.list(&keys::raw_prefix(&col)).await?.len() as u64,
+            None => 0,
+        };
+        loop {
+            let page = job
+                .source
+                .read_page(
+                    &col,
+                    &PageRequest {
+                        cursor: cursor.clone(),
+                        modified_since: None,
+                        page_size: job.settings.page_size,
+                    },
+                )
+                .await?;
+            put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
+            page_no += 1;
+            cursor = page.next.clone();
+            job.checkpoints
+                .put(&Checkpoint {
+                    phase: "extract".into(),
+                    partition: col.clone(),
+                    cursor: cursor.clone(),
+                    done: cursor.is_none(),
+                    updated_at: now_iso(),
+                })
+                .await?;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        counts.insert(col.clone(), count_staged(job, &col).await?);
+        job.progress.advance("extract", 1);
+    }
+    job.progress
+        .finish("extract", &format!("{} collections staged", counts.len()));
+    Ok(counts)
+}
+
+async fn count_staged(job: &Job, collection: &str) -> Result<u64> {
+    let mut n = 0;
+    for key in job.stage.list(&keys::raw_prefix(collection)).await? {
+        let recs: Vec<RawRecord> = get_json(job, &key).await?.unwrap_or_default();
+        n += recs.len() as u64;
+    }
+    Ok(n)
+}
+
+/// The staged pages of a collection, as (page key, records).
+pub async fn staged_pages(job: &Job, collection: &str) -> Result<Vec<String>> {
+    job.stage.list(&keys::raw_prefix(collection)).await
+}
+
+pub async fn staged_records(job: &Job, collection: &str) -> Result<Vec<RawRecord>> {
+    let mut out = Vec::new();
+    for key in staged_pages(job, collection).await? {
+        let recs: Vec<RawRecord> = get_json(job, &key).await?.unwrap_or_default();
+        out.extend(recs);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Agents
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AgentRow {
+    pub source_id: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: String,
+    pub active: bool,
+    pub groups: Vec<String>,
+    pub suggested_role: String,
+    /// Matched destination agent id, if any.
+    pub dest_id: Option<String>,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AgentsReport {
+    pub matched: usize,
+    pub provisioning_queue: usize,
+    pub inactive: usize,
+    pub agents: Vec<AgentRow>,
+}
+
+/// Source users by username, for author and assignee resolution.
+pub async fn users(job: &Job, map: &FieldMap) -> Result<BTreeMap<String, Person>> {
+    let mut out = BTreeMap::new();
+    let Some(cm) = map.for_kind(ObjectKind::Agent) else {
+        return Ok(out);
+    };
+    let t = Transformer::new(map, BTreeMap::new(), job.source_zone.clone());
+    for raw in staged_records(job, &cm.collection).await? {
+        if let Some(a) = t.agent(&raw)
+            && let Some(u) = a.username.clone()
+        {
+            let name = [a.first_name.clone(), a.last_name.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.insert(
+                u.clone(),
+                Person {
+                    username: Some(u),
+                    email: a.email.clone(),
+                    name: (!name.is_empty()).then_some(name),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+pub async fn agents(job: &Job) -> Result<AgentsReport> {
+    let map = approved_map(job).await?;
+    let dest = job.describe().await?;
+    let by_email: BTreeMap<String, &DestAgent> = dest
+        .agents
+        .iter()
+        .map(|a| (a.email.to_ascii_lowercase(), a))
+        .collect();
+    let mut report = AgentsReport::default();
+    let Some(cm) = map.for_kind(ObjectKind::Agent) else {
+        put_json(job, keys::AGENTS, &report).await?;
+        return Ok(report);
+    };
+    let group_names: BTreeMap<String, String> = match map.for_kind(ObjectKind::Group) {
+        Some(g) => staged_records(job, &g.collection)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let name = g
+                    .standard("name")
+                    .and_then(|f| r.fields.get(&f.source))
+                    .map(value_text)
+                    .unwrap_or_default();
+                (r.id, name)
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let t = Transformer::new(&map, BTreeMap::new(), job.source_zone.clone());
+    let mut links = Vec::new();
+    for raw in staged_records(job, &cm.collection).await? {
+        let Some(a) = t.agent(&raw) else { continue };
+        let groups: Vec<String> = a
+            .groups
+            .iter()
+            .map(|g| group_names.get(g).cloned().unwrap_or(g.clone()))
+            .collect();
+        let matched = a.email.as_deref().and_then(|e| by_email.get(e)).copied();
+        let status = match (&matched, a.active) {
+            (_, false) => "inactive: assignments cannot move to an inactive agent",
+            (Some(_), true) => "matched",
+            (None, true) => "provisioning queue: create and activate this agent in the destination",
+        };
+        if !a.active {
+            report.inactive += 1;
+        } else if matched.is_some() {
+            report.matched += 1;
+        } else {
+            report.provisioning_queue += 1;
+        }
+        links.push(Link {
+            kind: ObjectKind::Agent,
+            source_id: raw.id.clone(),
+            dest_id: matched.map(|m| m.id.clone()),
+            status: if matched.is_some() {
+                LinkStatus::Existing
+            } else {
+                LinkStatus::Skipped
+            },
+            payload_hash: String::new(),
+            dest_hash: None,
+            reason: (matched.is_none()).then(|| status.to_string()),
+            updated_at: now_iso(),
+        });
+        report.agents.push(AgentRow {
+            source_id: raw.id.clone(),
+            name: [a.first_name.clone(), a.last_name.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+            username: a.username,
+            email: a.email,
+            active: a.active,
+            suggested_role: suggest_role(&groups, a.role.as_deref()),
+            groups,
+            dest_id: matched.map(|m| m.id.clone()),
+            status: status.to_string(),
+        });
+    }
+    job.crosswalk.put_batch(&links).await?;
+    put_json(job, keys::AGENTS, &report).await?;
+    Ok(report)
+}
+
+/// Support Administrator / Agent / Light Agent, from group names and the source role.
+pub fn suggest_role(groups: &[String], role: Option<&str>) -> String {
+    let text = groups
+        .iter()
+        .map(|g| g.to_lowercase())
+        .chain(role.map(str::to_lowercase))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if ["admin", "manager", "supervisor", "owner"]
+        .iter()
+        .any(|k| text.contains(k))
+    {
+        "Support Administrator".into()
+    } else if [
+        "light",
+        "read",
+        "viewer",
+        "guest",
+        "collaborator",
+        "billing",
+        "sales",
+    ]
+    .iter()
+    .any(|k| text.contains(k))
+    {
+        "Light Agent".into()
+    } else {
+        "Agent".into()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection
+
+/// The ticket source ids this job moves, decided once after extraction and kept in the stage.
+pub async fn selected_tickets(
+    job: &Job,
+    map: &FieldMap,
+    t: &Transformer<'_>,
+) -> Result<BTreeSet<String>> {
+    if let Some(s) = get_json::<BTreeSet<String>>(job, keys::SELECTION).await? {
+        return Ok(s);
+    }
+    let Some(cm) = map.for_kind(ObjectKind::Ticket) else {
+        return Ok(BTreeSet::new());
+    };
+    let sel = &job.settings.selection;
+    let mut out = BTreeSet::new();
+    for raw in staged_records(job, &cm.collection).await? {
+        let Ok(Transformed {
+            record: CanonicalRecord::Ticket(tk),
+            ..
+        }) = t.transform(ObjectKind::Ticket, &raw)
+        else {
+            // Untransformable tickets stay selected so that the load reports them as failed.
+            out.insert(raw.id.clone());
+            continue;
+        };
+        if ticket_selected(sel, map, &raw, &tk) {
+            out.insert(raw.id.clone());
+        }
+    }
+    put_json(job, keys::SELECTION, &out).await?;
+    Ok(out)
+}
+
+fn ticket_selected(sel: &Selection, map: &FieldMap, raw: &RawRecord, tk: &Ticket) -> bool {
+    let cm = map
+        .for_kind(ObjectKind::Ticket)
+        .expect("ticket map checked by caller");
+    let in_range = |v: &Option<String>, from: &Option<String>, to: &Option<String>| {
+        let Some(v) = v else {
+            return from.is_none() && to.is_none();
+        };
+        from.as_ref().is_none_or(|f| v.as_str() >= f.as_str())
+            && to
+                .as_ref()
+                .is_none_or(|t| v.as_str() <= t.as_str() || v.starts_with(t.as_str()))
+    };
+    if !sel.only_tickets.is_empty() && !sel.only_tickets.contains(&raw.id) {
+        return false;
+    }
+    if !in_range(&tk.created_at, &sel.created_from, &sel.created_to)
+        || !in_range(&tk.modified_at, &sel.modified_from, &sel.modified_to)
+    {
+        return false;
+    }
+    if !sel.departments.is_empty()
+        && !tk
+            .department
+            .as_ref()
+            .is_some_and(|d| sel.departments.contains(d))
+    {
+        return false;
+    }
+    if !sel.statuses.is_empty() {
+        let raw_status = cm
+            .standard("status")
+            .and_then(|f| raw.fields.get(&f.source))
+            .map(value_text);
+        if !raw_status.is_some_and(|s| sel.statuses.contains(&s)) {
+            return false;
+        }
+    }
+    if sel.exclude_spam
+        && let Some(f) = cm.standard("spam")
+        && raw
+            .fields
+            .get(&f.source)
+            .map(value_text)
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+    {
+        return false;
+    }
+    if sel.exclude_test
+        && sel
+            .test_prefixes
+            .iter()
+            .any(|p| tk.subject.trim_start().starts_with(p.as_str()))
+    {
+        return false;
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Load, with its reconciliation gate
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub kind: Option<ObjectKind>,
+    pub at: String,
+    /// Records of this kind in the source (staged).
+    pub source_total: u64,
+    /// Excluded by the job's selection (spam, test, out of range, children of excluded tickets).
+    pub excluded: u64,
+    /// What the job had to move.
+    pub in_scope: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub existing: u64,
+    pub failed: u64,
+    pub failures_by_reason: BTreeMap<String, u64>,
+    pub destination_before: Option<u64>,
+    pub destination_now: Option<u64>,
+    /// Differences not explained by the numbers above.
+    pub unexplained: Vec<String>,
+    pub passed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailedRecord {
+    pub kind: ObjectKind,
+    pub source_id: String,
+    pub phase: String,
+    pub reason: String,
+    pub error: String,
+    pub at: String,
+    pub payload: serde_json::Value,
+}
+
+/// Shared, read-only context of one load phase.
+struct LoadEnv<'a> {
+    job: &'a Job,
+    kind: ObjectKind,
+    base: LoadContext,
+    /// Destination length limits, `kind.field` -> characters.
+    max_lengths: BTreeMap<String, usize>,
+    flags: std::sync::Mutex<Vec<Flag>>,
+}
+
+fn strip_reference(record: &mut CanonicalRecord, kind: ObjectKind) {
+    match (record, kind) {
+        (CanonicalRecord::Contact(c), ObjectKind::Account) => c.account = None,
+        (CanonicalRecord::Ticket(t), ObjectKind::Contact) => t.contact = None,
+        (CanonicalRecord::Ticket(t), ObjectKind::Account) => t.account = None,
+        (CanonicalRecord::Task(t), ObjectKind::Ticket) => t.ticket = None,
+        _ => {}
+    }
+}
+
+fn truncate_chars(s: &mut String, max: usize) -> Option<String> {
+    if max == 0 || s.chars().count() <= max {
+        return None;
+    }
+    let full = s.clone();
+    *s = s.chars().take(max.saturating_sub(1)).collect::<String>() + "…";
+    Some(full)
+}
+
+#[derive(Default)]
+struct Tally {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    existing: u64,
+    failed: u64,
+    reasons: BTreeMap<String, u64>,
+}
+
+enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+    Failed(String),
+}
+
+pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
+    let map = approved_map(job).await?;
+    let Some(cm) = map.for_kind(kind) else {
+        return Ok(Reconciliation {
+            kind: Some(kind),
+            at: now_iso(),
+            passed: true,
+            ..Default::default()
+        });
+    };
+    let users = users(job, &map).await?;
+    let t = Transformer::new(&map, users, job.source_zone.clone());
+    let selected = selected_tickets(job, &map, &t).await?;
+    let base = load_context(job, kind).await?;
+    let max_lengths = job.describe().await?.max_lengths;
+    let env = LoadEnv {
+        job,
+        kind,
+        base,
+        max_lengths,
+        flags: std::sync::Mutex::new(Vec::new()),
+    };
+    let pages = staged_pages(job, &cm.collection).await?;
+    let mut tally = Tally::default();
+    let mut source_total = 0u64;
+    let mut excluded = 0u64;
+    job.progress
+        .start(&format!("load {kind}"), Some(pages.len() as u64));
+    let concurrency = job.settings.load_concurrency.max(1);
+    // A ticket's activities become its thread: they are written one after another in their
+    // original order, so all pages are taken as one batch grouped by ticket.
+    let batches: Vec<String> = if kind == ObjectKind::Activity {
+        vec!["all".to_string()]
+    } else {
+        pages.clone()
+    };
+    for key in &batches {
+        let raws: Vec<RawRecord> = if kind == ObjectKind::Activity {
+            staged_records(job, &cm.collection).await?
+        } else {
+            get_json(job, key).await?.unwrap_or_default()
+        };
+        source_total += raws.len() as u64;
+        let done = job
+            .checkpoints
+            .get(&format!("load-{kind}"), key)
+            .await?
+            .is_some_and(|c| c.done);
+        let mut work = Vec::new();
+        let mut flags = Vec::new();
+        for raw in &raws {
+            match t.transform(kind, raw) {
+                Ok(tr) => {
+                    if !in_selection(&tr.record, &selected, &job.settings.selection) {
+                        excluded += 1;
+                        continue;
+                    }
+                    flags.extend(tr.flags.clone());
+                    work.push(Ok(tr.record));
+                }
+                Err(e) => work.push(Err((raw.clone(), e))),
+            }
+        }
+        if done {
+            // Counted from the crosswalk below; nothing to write again.
+            for w in &work {
+                let id = match w {
+                    Ok(r) => r.source_id().to_string(),
+                    Err((raw, _)) => raw.id.clone(),
+                };
+                match job.crosswalk.get(kind, &id).await? {
+                    Some(l) if l.status == LinkStatus::Created => tally.unchanged += 1,
+                    Some(l) if l.status == LinkStatus::Existing => tally.existing += 1,
+                    Some(l) => {
+                        tally.failed += 1;
+                        *tally
+                            .reasons
+                            .entry(l.reason.unwrap_or_else(|| l.status.as_str().into()))
+                            .or_insert(0) += 1;
+                    }
+                    None => tally.unchanged += 1,
+                }
+            }
+            job.progress.advance(&format!("load {kind}"), 1);
+            continue;
+        }
+        let outcomes: Vec<Vec<Outcome>> =
+            futures::stream::iter(group_work(kind, work).into_iter().map(|group| {
+                let env = &env;
+                async move {
+                    let mut out = Vec::with_capacity(group.len());
+                    for w in group {
+                        out.push(match w {
+                            Ok(record) => env.load_one(record).await,
+                            Err((raw, e)) => env.fail_raw(&raw, &e).await,
+                        });
+                    }
+                    out
+                }
+            }))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for o in outcomes.into_iter().flatten() {
+            match o {
+                Outcome::Created => tally.created += 1,
+                Outcome::Updated => tally.updated += 1,
+                Outcome::Unchanged => tally.unchanged += 1,
+                Outcome::Failed(reason) => {
+                    tally.failed += 1;
+                    *tally.reasons.entry(reason).or_insert(0) += 1;
+                }
+            }
+        }
+        flags.extend(env.flags.lock().unwrap().drain(..));
+        if !flags.is_empty() {
+            put_json(job, &keys::flags(&format!("load-{kind}"), key), &flags).await?;
+        }
+        job.checkpoints
+            .put(&Checkpoint {
+                phase: format!("load-{kind}"),
+                partition: key.clone(),
+                cursor: None,
+                done: true,
+                updated_at: now_iso(),
+            })
+            .await?;
+        job.progress.advance(&format!("load {kind}"), 1);
+    }
+    let scoping: Option<Scoping> = get_json(job, keys::SCOPING).await?;
+    let before = scoping.and_then(|s| s.destination_baseline.get(kind.as_str()).copied());
+    let now = job.dest.count(kind).await?;
+    let counts = job.crosswalk.counts(kind).await?;
+    let mut rec = Reconciliation {
+        kind: Some(kind),
+        at: now_iso(),
+        source_total,
+        excluded,
+        in_scope: source_total - excluded,
+        created: tally.created,
+        updated: tally.updated,
+        unchanged: tally.unchanged,
+        existing: tally.existing,
+        failed: tally.failed,
+        failures_by_reason: tally.reasons,
+        destination_before: before,
+        destination_now: now,
+        unexplained: vec![],
+        passed: false,
+    };
+    let accounted = rec.created + rec.updated + rec.unchanged + rec.existing + rec.failed;
+    if accounted != rec.in_scope {
+        rec.unexplained.push(format!(
+            "{} records in scope but {} accounted for",
+            rec.in_scope, accounted
+        ));
+    }
+    if let (Some(b), Some(n)) = (before, now) {
+        let migrated = counts.get("created").copied().unwrap_or(0);
+        if n != b + migrated {
+            rec.unexplained.push(format!(
+                "destination holds {n}, expected {b} before the migration + {migrated} created by it"
+            ));
+        }
+    }
+    rec.passed = rec.unexplained.is_empty();
+    put_json(job, &keys::reconciliation(kind), &rec).await?;
+    job.progress.finish(
+        &format!("load {kind}"),
+        &format!("{} created, {} failed", rec.created, rec.failed),
+    );
+    if !rec.passed && job.settings.strict_gates {
+        return Err(Error::Gate {
+            kind,
+            message: rec.unexplained.join("; "),
+        });
+    }
+    Ok(rec)
+}
+
+type Work = std::result::Result<CanonicalRecord, (RawRecord, Error)>;
+
+/// Units written concurrently; within a unit, in order. Activities: one unit per ticket, by
+/// original time. Everything else: one record per unit.
+fn group_work(kind: ObjectKind, work: Vec<Work>) -> Vec<Vec<Work>> {
+    if kind != ObjectKind::Activity {
+        return work.into_iter().map(|w| vec![w]).collect();
+    }
+    let mut by_ticket: BTreeMap<String, Vec<Work>> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for w in work {
+        match &w {
+            Ok(CanonicalRecord::Activity(a)) => {
+                by_ticket.entry(a.ticket.clone()).or_default().push(w)
+            }
+            _ => failed.push(vec![w]),
+        }
+    }
+    let order = |w: &Work| match w {
+        Ok(CanonicalRecord::Activity(a)) => (
+            a.created_at.clone().unwrap_or_default(),
+            a.source_id.parse::<u64>().unwrap_or(u64::MAX),
+            a.source_id.clone(),
+        ),
+        _ => (String::new(), 0, String::new()),
+    };
+    let mut out: Vec<Vec<Work>> = by_ticket
+        .into_values()
+        .map(|mut g| {
+            g.sort_by_key(|w| order(w));
+            g
+        })
+        .collect();
+    out.extend(failed);
+    out
+}
+
+fn in_selection(record: &CanonicalRecord, selected: &BTreeSet<String>, sel: &Selection) -> bool {
+    match record {
+        CanonicalRecord::Ticket(t) => selected.contains(&t.source_id),
+        CanonicalRecord::Activity(a) => selected.contains(&a.ticket),
+        CanonicalRecord::Task(t) => match &t.ticket {
+            Some(p) => selected.contains(p),
+            None => sel.only_tickets.is_empty(),
+        },
+        CanonicalRecord::Account(_) | CanonicalRecord::Contact(_) => true,
+    }
+}
+
+async fn load_context(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
+    let info = job.describe().await?;
+    let fields: Vec<DestField> = get_json(job, keys::SCHEMA).await?.unwrap_or_default();
+    Ok(LoadContext {
+        resolved: Resolved::default(),
+        agents: info
+            .agents
+            .iter()
+            .filter(|a| a.active)
+            .map(|a| (a.email.to_ascii_lowercase(), a.id.clone()))
+            .collect(),
+        custom_fields: fields
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| (f.label.clone(), f))
+            .collect(),
+        departments: info
+            .departments
+            .iter()
+            .map(|d| (d.name.clone(), d.id.clone()))
+            .collect(),
+        source_platform: job.source.platform().to_string(),
+    })
+}
+
+impl LoadEnv<'_> {
+    async fn fail_raw(&self, raw: &RawRecord, e: &Error) -> Outcome {
+        let reason = reason_of(e);
+        let _ = self
+            .record_failure(
+                &raw.id,
+                "transform",
+                &reason,
+                e,
+                serde_json::to_value(raw).unwrap_or_default(),
+            )
+            .await;
+        Outcome::Failed(reason)
+    }
+
+    async fn record_failure(
+        &self,
+        source_id: &str,
+        phase: &str,
+        reason: &str,
+        e: &Error,
+        payload: serde_json::Value,
+    ) -> Result<()> {
+        let failed = FailedRecord {
+            kind: self.kind,
+            source_id: source_id.to_string(),
+            phase: phase.to_string(),
+            reason: reason.to_string(),
+            error: e.to_string(),
+            at: now_iso(),
+            payload,
+        };
+        put_json(self.job, &keys::failed(self.kind, source_id), &failed).await?;
+        self.job
+            .crosswalk
+            .put_batch(&[Link {
+                kind: self.kind,
+                source_id: source_id.to_string(),
+                dest_id: None,
+                status: LinkStatus::Failed,
+                payload_hash: String::new(),
+                dest_hash: None,
+                reason: Some(reason.to_string()),
+                updated_at: now_iso(),
+            }])
+            .await
+    }
+
+    async fn load_one(&self, record: CanonicalRecord) -> Outcome {
+        match self.try_load(&record).await {
+            Ok(o) => o,
+            Err(e) => {
+                let reason = reason_of(&e);
+                let payload = serde_json::to_value(&record).unwrap_or_default();
+                if let Err(store) = self
+                    .record_failure(record.source_id(), "load", &reason, &e, payload)
+                    .await
+                {
+                    return Outcome::Failed(format!(
+                        "{reason} (and the failure could not be stored: {store})"
+                    ));
+                }
+                Outcome::Failed(reason)
+            }
+        }
+    }
+
+    async fn try_load(&self, record: &CanonicalRecord) -> Result<Outcome> {
+        let job = self.job;
+        let kind = self.kind;
+        let id = record.source_id().to_string();
+        let mut ctx = self.base.clone();
+        let mut record = record.clone();
+        for (rk, sid) in record.references() {
+            match job.crosswalk.get(rk, &sid).await? {
+                Some(l)
+                    if matches!(l.status, LinkStatus::Created | LinkStatus::Existing)
+                        && l.dest_id.is_some() =>
+                {
+                    ctx.resolved.insert(rk, &sid, l.dest_id.unwrap_or_default());
+                }
+                other => {
+                    let why = other
+                        .map(|l| l.status.as_str().to_string())
+                        .unwrap_or_else(|| "not migrated".into());
+                    if kind == ObjectKind::Activity && rk == ObjectKind::Ticket {
+                        return Err(Error::data(
+                            kind,
+                            &id,
+                            format!(
+                                "its ticket {sid} is {why}; fix the ticket and run `deskshift retry-failed`"
+                            ),
+                        ));
+                    }
+                    // Moved without the link, flagged; the link is added when the record it points
+                    // at arrives (the hash below covers resolved links, so a re-run updates it).
+                    strip_reference(&mut record, rk);
+                    self.flag(
+                        &id,
+                        "link_missing",
+                        format!("its {rk} {sid} is {why}: moved without that link"),
+                    );
+                }
+            }
+        }
+        self.fit_lengths(&mut record);
+        let record = &record;
+        let hash = crate::util::sha256_hex(
+            format!(
+                "{}{}",
+                record.content_hash(),
+                serde_json::to_string(&ctx.resolved.ids)?
+            )
+            .as_bytes(),
+        );
+        let existing = job.crosswalk.get(kind, &id).await?;
+        if let Some(l) = &existing {
+            match l.status {
+                LinkStatus::Created | LinkStatus::Existing if l.payload_hash == hash => {
+                    return Ok(Outcome::Unchanged);
+                }
+                LinkStatus::Created => {
+                    let dest_id = l.dest_id.clone().unwrap_or_default();
+                    job.dest.update(&dest_id, record, &ctx).await?;
+                    self.audit(AuditOp::Update, &id, Some(&dest_id), &hash)
+                        .await?;
+                    job.crosswalk
+                        .put_batch(&[self.link(&id, Some(dest_id), LinkStatus::Created, &hash)])
+                        .await?;
+                    return Ok(Outcome::Updated);
+                }
+                LinkStatus::Pending => {
+                    // A create may have landed before a crash: look before creating again.
+                    if let Some(dest_id) = job.dest.find_existing(record, &ctx).await? {
+                        job.crosswalk
+                            .put_batch(&[self.link(
+                                &id,
+                                Some(dest_id.clone()),
+                                LinkStatus::Created,
+                                &hash,
+                            )])
+                            .await?;
+                        self.audit(AuditOp::Create, &id, Some(&dest_id), &hash)
+                            .await?;
+                        return Ok(Outcome::Created);
+                    }
+                }
+                _ => {}
+            }
+        }
+        job.crosswalk
+            .put_batch(&[self.link(&id, None, LinkStatus::Pending, &hash)])
+            .await?;
+        let mut attempts = 0;
+        let mut renamed = record.clone();
+        let mut record = record;
+        let dest_id = loop {
+            attempts += 1;
+            match job.dest.create(record, &ctx).await {
+                Ok(d) => break d,
+                Err(Error::Transport {
+                    ambiguous: true, ..
+                })
+                | Err(Error::Api {
+                    status: 500..=599, ..
+                }) if attempts < 4 => {
+                    if let Some(d) = job.dest.find_existing(record, &ctx).await? {
+                        break d;
+                    }
+                }
+                Err(Error::Duplicate { field, .. }) if field == "name" && attempts < 4 => {
+                    // Two source records share a name the destination keeps unique: keep both,
+                    // the later one with its source id in the name, and flag it.
+                    if let CanonicalRecord::Account(a) = &mut renamed {
+                        let suffix = format!(" ({} {})", job.source.platform(), a.source_id);
+                        let limit = self
+                            .max_lengths
+                            .get("account.name")
+                            .copied()
+                            .unwrap_or(usize::MAX);
+                        let keep = limit.saturating_sub(suffix.chars().count());
+                        let original = a.name.clone();
+                        a.name = a.name.chars().take(keep).collect::<String>() + &suffix;
+                        self.flag(&id, "name_duplicate", format!("another organization is already named {original:?}: created as {:?}", a.name));
+                        record = &renamed;
+                    } else {
+                        return Err(Error::data(
+                            kind,
+                            &id,
+                            format!("the destination refuses a duplicate {field}"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        job.crosswalk
+            .put_batch(&[self.link(&id, Some(dest_id.clone()), LinkStatus::Created, &hash)])
+            .await?;
+        self.audit(AuditOp::Create, &id, Some(&dest_id), &hash)
+            .await?;
+        Ok(Outcome::Created)
+    }
+
+    fn flag(&self, id: &str, code: &str, message: String) {
+        self.flags.lock().unwrap().push(Flag {
+            kind: self.kind,
+            source_id: id.to_string(),
+            code: code.to_string(),
+            message,
+        });
+    }
+
+    /// Shortens values over the destination's limits, keeping the full text where it fits.
+    fn fit_lengths(&self, record: &mut CanonicalRecord) {
+        let limit = |f: &str| {
+            self.max_lengths
+                .get(&format!("{}.{f}", self.kind))
+                .copied()
+                .unwrap_or(0)
+        };
+        match record {
+            CanonicalRecord::Account(a) => {
+                if let Some(full) = truncate_chars(&mut a.name, limit("name")) {
+                    let note = format!("Full name: {full}");
+                    a.description = Some(match a.description.take() {
+                        Some(d) => format!("{note}\n\n{d}"),
+                        None => note,
+                    });
+                    self.flag(
+                        &a.source_id,
+                        "name_truncated",
+                        format!(
+                            "name over {} characters: shortened, full name kept in the description",
+                            limit("name")
+                        ),
+                    );
+                }
+            }
+            CanonicalRecord::Ticket(t) => {
+                if let Some(full) = truncate_chars(&mut t.subject, limit("subject")) {
+                    let html = format!("<p>Full subject: {}</p>", html_escape(&full));
+                    t.description_html = Some(html + t.description_html.as_deref().unwrap_or(""));
+                    self.flag(&t.source_id, "subject_truncated", format!("subject over {} characters: shortened, full subject kept in the description", limit("subject")));
+                }
+            }
+            CanonicalRecord::Task(t) => {
+                if truncate_chars(&mut t.subject, limit("subject")).is_some() {
+                    self.flag(
+                        &t.source_id,
+                        "subject_truncated",
+                        "task subject shortened to the destination's limit".into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn link(&self, id: &str, dest_id: Option<String>, status: LinkStatus, hash: &str) -> Link {
+        Link {
+            kind: self.kind,
+            source_id: id.to_string(),
+            dest_id,
+            status,
+            payload_hash: hash.to_string(),
+            dest_hash: None,
+            reason: None,
+            updated_at: now_iso(),
+        }
+    }
+
+    async fn audit(&self, op: AuditOp, id: &str, dest_id: Option<&str>, hash: &str) -> Result<()> {
+        self.job
+            .audit
+            .append(&[AuditEntry {
+                at: now_iso(),
+                op,
+                kind: self.kind,
+                source_id: id.into(),
+                dest_id: dest_id.map(str::to_string),
+                outcome: "ok".into(),
+                payload_hash: hash.into(),
+            }])
+            .await
+    }
+}
+
+/// A short, groupable reason for a failure (the full error stays in the failed record).
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn reason_of(e: &Error) -> String {
+    match e {
+        Error::Data { message, .. } => message.split(';').next().unwrap_or(message).to_string(),
+        Error::Api {
+            status, endpoint, ..
+        } => format!("{endpoint} answered HTTP {status}"),
+        other => other.name().to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Attachments
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct AttachmentsReport {
+    pub total: u64,
+    pub uploaded: u64,
+    pub already: u64,
+    pub over_limit: u64,
+    pub failed: u64,
+    pub md5_mismatch_declared: u64,
+    pub problems: Vec<AttachmentProblem>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttachmentProblem {
+    pub record_kind: ObjectKind,
+    pub record_id: String,
+    pub file_name: String,
+    pub url: String,
+    pub size: Option<u64>,
+    pub reason: String,
+}
+
+pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
+    let map = approved_map(job).await?;
+    let mut work: Vec<(ObjectKind, String, ObjectKind, String, AttachmentRef)> = Vec::new();
+    for kind in [
+        ObjectKind::Account,
+        ObjectKind::Contact,
+        ObjectKind::Ticket,
+        ObjectKind::Activity,
+    ] {
+        let Some(cm) = map.for_kind(kind) else {
+            continue;
+        };
+        let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
+        for raw in staged_records(job, &cm.collection).await? {
+            if raw.attachments.is_empty() {
+                continue;
+            }
+            let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
+                continue;
+            };
+            if !matches!(link.status, LinkStatus::Created) {
+                continue;
+            }
+            // An activity's files go on its ticket: comments take no files of their own here.
+            let (parent_kind, parent_id) = if kind == ObjectKind::Activity {
+                let Some(tid) = ticket_field
+                    .as_ref()
+                    .and_then(|f| raw.fields.get(f))
+                    .map(value_text)
+                else {
+                    continue;
+                };
+                (ObjectKind::Ticket, tid)
+            } else {
+                (kind, raw.id.clone())
+            };
+            for a in &raw.attachments {
+                work.push((
+                    kind,
+                    raw.id.clone(),
+                    parent_kind,
+                    parent_id.clone(),
+                    a.clone(),
+                ));
+            }
+        }
+    }
+    let report = Arc::new(std::sync::Mutex::new(AttachmentsReport {
+        total: work.len() as u64,
+        ..Default::default()
+    }));
+    job.progress.start("attachments", Some(work.len() as u64));
+    futures::stream::iter(work.into_iter().map(|(kind, rid, pkind, pid, a)| {
+        let report = report.clone();
+        async move {
+            let res = attach_one(job, pkind, &pid, &a).await;
+            let mut r = report.lock().unwrap();
+            let problem = |reason: String| AttachmentProblem {
+                record_kind: kind,
+                record_id: rid.clone(),
+                file_name: a.file_name.clone(),
+                url: a.url.clone(),
+                size: a.size,
+                reason,
+            };
+            match res {
+                Ok(AttachOutcome::Uploaded { declared_md5_wrong }) => {
+                    r.uploaded += 1;
+                    if declared_md5_wrong {
+                        r.md5_mismatch_declared += 1;
+                        r.problems.push(problem("the source's declared MD5 does not match the file (downloaded twice, identical): uploaded, source metadata is wrong".into()));
+                    }
+                }
+                Ok(AttachOutcome::Already) => r.already += 1,
+                Ok(AttachOutcome::OverLimit) => {
+                    r.over_limit += 1;
+                    r.problems.push(problem(format!("over {} bytes: flagged for a dedicated transfer", job.settings.attachment_max_bytes)));
+                }
+                Err(e) => {
+                    r.failed += 1;
+                    r.problems.push(problem(e.to_string()));
+                }
+            }
+            job.progress.advance("attachments", 1);
+        }
+    }))
+    .buffer_unordered(job.settings.attachment_concurrency.max(1))
+    .collect::<Vec<()>>()
+    .await;
+    let report = report.lock().unwrap().clone();
+    put_json(job, "reports/attachments.json", &report).await?;
+    job.progress.finish(
+        "attachments",
+        &format!(
+            "{} uploaded, {} failed, {} over the limit",
+            report.uploaded, report.failed, report.over_limit
+        ),
+    );
+    Ok(report)
+}
+
+enum AttachOutcome {
+    Uploaded { declared_md5_wrong: bool },
+    Already,
+    OverLimit,
+}
+
+fn attachment_key(parent_kind: ObjectKind, parent_id: &str, a: &AttachmentRef) -> String {
+    format!("{parent_kind}:{parent_id}:{}", a.id)
+}
+
+async fn attach_one(
+    job: &Job,
+    parent_kind: ObjectKind,
+    parent_id: &str,
+    a: &AttachmentRef,
+) -> Result<AttachOutcome> {
+    let key = attachment_key(parent_kind, parent_id, a);
+    if let Some(l) = job.crosswalk.get(ObjectKind::Attachment, &key).await?
+        && l.status == LinkStatus::Created
+    {
+        return Ok(AttachOutcome::Already);
+    }
+    if a.size.unwrap_or(0) > job.settings.attachment_max_bytes {
+        job.crosswalk
+            .put_batch(&[Link {
+                kind: ObjectKind::Attachment,
+                source_id: key,
+                dest_id: None,
+                status: LinkStatus::Skipped,
+                payload_hash: String::new(),
+                dest_hash: None,
+                reason: Some("over the size limit: dedicated transfer".into()),
+                updated_at: now_iso(),
+            }])
+            .await?;
+        return Ok(AttachOutcome::OverLimit);
+    }
+    let parent = job
+        .crosswalk
+        .get(parent_kind, parent_id)
+        .await?
+        .and_then(|l| l.dest_id)
+        .ok_or_else(|| {
+            Error::data(
+                ObjectKind::Attachment,
+                &key,
+                format!("parent {parent_kind} {parent_id} was not migrated"),
+            )
+        })?;
+    let bytes = job.source.download(a).await?;
+    if let Some(size) = a.size
+        && size != bytes.len() as u64
+    {
+        return Err(Error::data(
+            ObjectKind::Attachment,
+            &key,
+            format!(
+                "declared {size} bytes, downloaded {}: the download is incomplete; retry later",
+                bytes.len()
+            ),
+        ));
+    }
+    let md5 = md5_hex(&bytes);
+    let mut declared_md5_wrong = false;
+    if let Some(declared) = &a.md5
+        && declared != &md5
+    {
+        let again = job.source.download(a).await?;
+        if md5_hex(&again) != md5 {
+            return Err(Error::data(
+                ObjectKind::Attachment,
+                &key,
+                "two downloads differ: the source serves unstable content; retry later",
+            ));
+        }
+        declared_md5_wrong = true;
+    }
+    job.stage.put(&keys::blob(&md5), bytes.clone()).await?;
+    let pending = job
+        .crosswalk
+        .get(ObjectKind::Attachment, &key)
+        .await?
+        .is_some_and(|l| l.status == LinkStatus::Pending);
+    let found = if pending {
+        job.dest
+            .find_attachment(parent_kind, &parent, a, bytes.len() as u64)
+            .await?
+    } else {
+        None
+    };
+    let dest_id = match found {
+        Some(d) => d,
+        None => {
+            job.crosswalk
+                .put_batch(&[Link {
+                    kind: ObjectKind::Attachment,
+                    source_id: key.clone(),
+                    dest_id: None,
+                    status: LinkStatus::Pending,
+                    payload_hash: md5.clone(),
+                    dest_hash: None,
+                    reason: None,
+                    updated_at: now_iso(),
+                }])
+                .await?;
+            job.dest.attach(parent_kind, &parent, a, bytes).await?
+        }
+    };
+    job.crosswalk
+        .put_batch(&[Link {
+            kind: ObjectKind::Attachment,
+            source_id: key.clone(),
+            dest_id: Some(dest_id.clone()),
+            status: LinkStatus::Created,
+            payload_hash: md5.clone(),
+            dest_hash: None,
+            reason: None,
+            updated_at: now_iso(),
+        }])
+        .await?;
+    job.audit
+        .append(&[AuditEntry {
+            at: now_iso(),
+            op: AuditOp::Attach,
+            kind: ObjectKind::Attachment,
+            source_id: key,
+            dest_id: Some(dest_id),
+            outcome: "ok".into(),
+            payload_hash: md5,
+        }])
+        .await?;
+    Ok(AttachOutcome::Uploaded { declared_md5_wrong })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Validation
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub checked: u64,
+    pub matched: u64,
+    pub mismatches: Vec<FieldMismatch>,
+    pub missing: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FieldMismatch {
+    pub kind: ObjectKind,
+    pub source_id: String,
+    pub dest_id: String,
+    pub field: String,
+    pub expected: String,
+    pub found: String,
+}
+
+/// What the destination should show for a record, in the canonical names `read_back` uses.
+pub fn expected_fields(record: &CanonicalRecord, ctx: &LoadContext) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            m.insert(k.to_string(), v);
+        }
+    };
+    let custom = |m: &mut BTreeMap<String, String>, c: &CustomValues| {
+        for (k, v) in c {
+            m.insert(format!("custom.{k}"), v.as_text());
+        }
+    };
+    match record {
+        CanonicalRecord::Account(a) => {
+            put("name", Some(a.name.clone()));
+            put("phone", a.phone.clone());
+            put("email", a.email.clone());
+            put("website", a.website.clone());
+            put("city", a.city.clone());
+            custom(&mut m, &a.custom);
+        }
+        CanonicalRecord::Contact(c) => {
+            put("last_name", Some(c.last_name.clone()));
+            put("first_name", c.first_name.clone());
+            put("email", c.email.clone());
+            put("phone", c.phone.clone());
+            put("mobile", c.mobile.clone());
+            put(
+                "account",
+                c.account
+                    .as_ref()
+                    .and_then(|a| ctx.resolved.get(ObjectKind::Account, a))
+                    .map(str::to_string),
+            );
+            custom(&mut m, &c.custom);
+        }
+        CanonicalRecord::Ticket(t) => {
+            put("subject", Some(t.subject.clone()));
+            put("status", t.status.clone());
+            put("priority", t.priority.clone());
+            put("department", t.department.clone());
+            put(
+                "assignee_email",
+                t.assignee
+                    .as_ref()
+                    .and_then(|a| a.email.clone())
+                    .filter(|e| ctx.agents.contains_key(&e.to_ascii_lowercase())),
+            );
+            put(
+                "contact",
+                t.contact
+                    .as_ref()
+                    .and_then(|c| ctx.resolved.get(ObjectKind::Contact, c))
+                    .map(str::to_string),
+            );
+            put("due_date", t.due_date.clone());
+            custom(&mut m, &t.custom);
+        }
+        CanonicalRecord::Activity(a) => {
+            put("public", Some(a.public.to_string()));
+        }
+        CanonicalRecord::Task(t) => {
+            put("subject", Some(t.subject.clone()));
+            put("status", t.status.clone());
+            put("due_date", t.due_date.clone());
+            put(
+                "owner_email",
+                t.owner
+                    .as_ref()
+                    .and_then(|o| o.email.clone())
+                    .filter(|e| ctx.agents.contains_key(&e.to_ascii_lowercase())),
+            );
+            custom(&mut m, &t.custom);
+        }
+    }
+    m
+}
+
+pub async fn validate(job: &Job) -> Result<ValidationReport> {
+    let map = approved_map(job).await?;
+    let users = users(job, &map).await?;
+    let t = Transformer::new(&map, users, job.source_zone.clone());
+    let mut report = ValidationReport::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(job.settings.validation_seed);
+    for kind in ObjectKind::LOADED {
+        let Some(cm) = map.for_kind(kind) else {
+            continue;
+        };
+        let mut raws = staged_records(job, &cm.collection).await?;
+        raws.shuffle(&mut rng);
+        let want = if job.settings.validation_all {
+            usize::MAX
+        } else {
+            job.settings.validation_sample
+        };
+        let ctx0 = load_context(job, kind).await?;
+        let mut taken = 0;
+        for raw in raws {
+            if taken >= want {
+                break;
+            }
+            let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
+                continue;
+            };
+            if link.status != LinkStatus::Created {
+                continue;
+            }
+            let Ok(tr) = t.transform(kind, &raw) else {
+                continue;
+            };
+            taken += 1;
+            let dest_id = link.dest_id.clone().unwrap_or_default();
+            let mut ctx = ctx0.clone();
+            for (rk, sid) in tr.record.references() {
+                if let Some(l) = job.crosswalk.get(rk, &sid).await?
+                    && let Some(d) = l.dest_id
+                {
+                    ctx.resolved.insert(rk, &sid, d);
+                }
+            }
+            report.checked += 1;
+            let Some(found) = job.dest.read_back(kind, &dest_id).await? else {
+                report
+                    .missing
+                    .push(format!("{kind} {} (destination {dest_id})", raw.id));
+                continue;
+            };
+            let expected = expected_fields(&tr.record, &ctx);
+            let mut ok = true;
+            for (field, exp) in expected {
+                let got = found.get(&field).cloned().unwrap_or_default();
+                if !same_value(&exp, &got) {
+                    ok = false;
+                    report.mismatches.push(FieldMismatch {
+                        kind,
+                        source_id: raw.id.clone(),
+                        dest_id: dest_id.clone(),
+                        field,
+                        expected: exp,
+                        found: got,
+                    });
+                }
+            }
+            if ok {
+                report.matched += 1;
+            }
+        }
+    }
+    put_json(job, keys::VALIDATION, &report).await?;
+    Ok(report)
+}
+
+/// Equal after the normalisation destinations apply (trimmed, numbers by value, dates by day).
+fn same_value(expected: &str, found: &str) -> bool {
+    let (e, f) = (expected.trim(), found.trim());
+    if e == f {
+        return true;
+    }
+    if let (Ok(a), Ok(b)) = (e.parse::<f64>(), f.parse::<f64>()) {
+        return (a - b).abs() < 1e-9;
+    }
+    if e.len() >= 10 && f.len() >= 10 && e[..10] == f[..10] && e.len() == 10 {
+        return true;
+    }
+    let split = |s: &str| {
+        let mut v: Vec<String> = s.split(';').map(|x| x.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    e.contains(';') && split(e) == split(f)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failed records
+
+pub async fn failed_records(job: &Job) -> Result<Vec<FailedRecord>> {
+    let mut out = Vec::new();
+    for key in job.stage.list("failed/").await? {
+        if let Some(f) = get_json::<FailedRecord>(job, &key).await? {
+            out.push(f);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn flags(job: &Job) -> Result<Vec<Flag>> {
+    let mut out = Vec::new();
+    for key in job.stage.list("flags/").await? {
+        out.extend(get_json::<Vec<Flag>>(job, &key).await?.unwrap_or_default());
+    }
+    Ok(out)
+}

@@ -1,0 +1,318 @@
+//! The ports the phases run over. Each has an embedded implementation (SQLite, local files) and
+//! is shaped so that a DynamoDB / S3 implementation fits: single-key conditional writes, batches,
+//! prefix listing, no cross-key transactions.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{
+    AttachmentRef, CanonicalRecord, FieldType, ObjectKind, RawRecord, Resolved, SourceSchema,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Source
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// Opaque position returned by the previous page; None for the first page.
+    pub cursor: Option<String>,
+    /// Only records modified at or after this source-format stamp (delta runs).
+    pub modified_since: Option<String>,
+    pub page_size: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RawPage {
+    pub records: Vec<RawRecord>,
+    /// Cursor of the next page; None when this was the last one.
+    pub next: Option<String>,
+}
+
+/// The collections a source offers, mapped to the engine's kinds by the mapping proposal.
+#[async_trait]
+pub trait Source: Send + Sync {
+    fn platform(&self) -> &'static str;
+    /// Live schema of every collection (a collection the user cannot read has no fields).
+    async fn discover(&self) -> Result<SourceSchema>;
+    async fn read_page(&self, collection: &str, request: &PageRequest) -> Result<RawPage>;
+    /// Downloads an attachment binary; refuses URLs off the source's configured hosts.
+    async fn download(&self, attachment: &AttachmentRef) -> Result<Bytes>;
+    /// The source's now, in its cursor format (the delta signpost).
+    async fn cursor_now(&self) -> Result<String>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Destination
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedId {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DestAgent {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub active: bool,
+}
+
+/// A custom field that exists in the destination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DestField {
+    pub id: String,
+    pub kind: ObjectKind,
+    pub label: String,
+    /// The key records carry the value under (Zoho `cf_...`, Jira `customfield_...`).
+    pub api_name: String,
+    pub field_type: String,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// A custom field the schema phase needs to exist.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldSpec {
+    pub kind: ObjectKind,
+    pub label: String,
+    pub field_type: FieldType,
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// Department (Zoho) or project (Jira) the field is scoped to; None = everywhere.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DestinationInfo {
+    pub platform: String,
+    pub edition: Option<String>,
+    pub daily_credits: Option<u64>,
+    pub credits_remaining: Option<u64>,
+    pub concurrency_cap: Option<usize>,
+    pub max_custom_fields: Option<usize>,
+    pub departments: Vec<NamedId>,
+    pub agents: Vec<DestAgent>,
+    pub custom_fields: Vec<DestField>,
+    /// Allowed values of standard enumerations, keyed `kind.field` (e.g. `ticket.status`).
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+    /// API calls (and credits) one record of each kind costs to create, for the estimate.
+    pub calls_per_record: BTreeMap<String, f64>,
+    /// Longest accepted value, in characters, keyed `kind.field` (e.g. `account.name`).
+    #[serde(default)]
+    pub max_lengths: BTreeMap<String, usize>,
+}
+
+/// Everything a destination needs to write one record, resolved by the phase.
+#[derive(Clone, Debug, Default)]
+pub struct LoadContext {
+    pub resolved: Resolved,
+    /// Agent email (lower case) -> destination agent id.
+    pub agents: BTreeMap<String, String>,
+    /// Custom field label -> destination field, for the record's kind.
+    pub custom_fields: BTreeMap<String, DestField>,
+    /// Department name -> destination department id.
+    pub departments: BTreeMap<String, String>,
+    /// Name of the source platform, for provenance lines.
+    pub source_platform: String,
+}
+
+/// Counts per kind as the destination reports them (None when it cannot count cheaply).
+#[async_trait]
+pub trait Destination: Send + Sync {
+    fn platform(&self) -> &'static str;
+    async fn describe(&self) -> Result<DestinationInfo>;
+    /// Creates the field, or returns the existing one with the same label and kind.
+    async fn ensure_custom_field(&self, spec: &CustomFieldSpec) -> Result<DestField>;
+    /// Creates the record; returns its destination id.
+    async fn create(&self, record: &CanonicalRecord, ctx: &LoadContext) -> Result<String>;
+    async fn update(
+        &self,
+        dest_id: &str,
+        record: &CanonicalRecord,
+        ctx: &LoadContext,
+    ) -> Result<()>;
+    /// Looks in the destination for a record this migration created for `record` (by the source id
+    /// it carries), for the crash window between a create and the crosswalk write.
+    async fn find_existing(
+        &self,
+        record: &CanonicalRecord,
+        ctx: &LoadContext,
+    ) -> Result<Option<String>>;
+    /// Uploads a binary and links it to the parent record; returns the attachment's destination id.
+    async fn attach(
+        &self,
+        parent_kind: ObjectKind,
+        parent_dest_id: &str,
+        attachment: &AttachmentRef,
+        bytes: Bytes,
+    ) -> Result<String>;
+    /// Looks on the parent for an attachment this migration may have uploaded before a crash
+    /// (same file name and size); returns its destination id.
+    async fn find_attachment(
+        &self,
+        parent_kind: ObjectKind,
+        parent_dest_id: &str,
+        attachment: &AttachmentRef,
+        size: u64,
+    ) -> Result<Option<String>>;
+    /// Removes a record this migration created (rollback).
+    async fn delete(&self, kind: ObjectKind, dest_id: &str) -> Result<()>;
+    /// Reads a record back in canonical field names (`subject`, `status`, `custom.<label>`, ...), for
+    /// validation and for rollback's changed-since-created check. None if it no longer exists.
+    async fn read_back(
+        &self,
+        kind: ObjectKind,
+        dest_id: &str,
+    ) -> Result<Option<BTreeMap<String, String>>>;
+    /// Number of records of `kind` in the destination, if the API can tell.
+    async fn count(&self, kind: ObjectKind) -> Result<Option<u64>>;
+    /// Credits/calls spent so far by this client.
+    fn spend(&self) -> Spend;
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Spend {
+    pub calls: u64,
+    pub credits: u64,
+    pub throttled: u64,
+    pub retries: u64,
+    pub calls_by_endpoint: BTreeMap<String, u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    /// A create is about to be sent: on resume, check the destination before re-sending.
+    Pending,
+    Created,
+    /// Matched to a record that existed before the migration: never deleted by rollback.
+    Existing,
+    Failed,
+    Skipped,
+    /// Removed by rollback.
+    RolledBack,
+}
+
+impl LinkStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkStatus::Pending => "pending",
+            LinkStatus::Created => "created",
+            LinkStatus::Existing => "existing",
+            LinkStatus::Failed => "failed",
+            LinkStatus::Skipped => "skipped",
+            LinkStatus::RolledBack => "rolled_back",
+        }
+    }
+    pub fn parse(s: &str) -> Option<LinkStatus> {
+        [
+            LinkStatus::Pending,
+            LinkStatus::Created,
+            LinkStatus::Existing,
+            LinkStatus::Failed,
+            LinkStatus::Skipped,
+            LinkStatus::RolledBack,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One crosswalk entry: a source record and what it became in the destination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub kind: ObjectKind,
+    pub source_id: String,
+    pub dest_id: Option<String>,
+    pub status: LinkStatus,
+    /// Hash of the canonical record last written (skips unchanged records in deltas).
+    pub payload_hash: String,
+    /// Hash of the destination read-back right after the write (rollback's changed-since check).
+    #[serde(default)]
+    pub dest_hash: Option<String>,
+    /// Why the record failed or was skipped.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub updated_at: String,
+}
+
+#[async_trait]
+pub trait Crosswalk: Send + Sync {
+    async fn get(&self, kind: ObjectKind, source_id: &str) -> Result<Option<Link>>;
+    async fn get_many(
+        &self,
+        kind: ObjectKind,
+        source_ids: &[String],
+    ) -> Result<BTreeMap<String, Link>>;
+    /// Writes a batch of entries (last write wins per key).
+    async fn put_batch(&self, links: &[Link]) -> Result<()>;
+    /// Conditional write: stores `link` only if the key's current status is one of `expect`
+    /// (None in `expect` = the key is absent). Returns whether it was written.
+    async fn put_if(&self, link: &Link, expect: &[Option<LinkStatus>]) -> Result<bool>;
+    /// Entries of a kind in source-id order, after `after`, at most `limit`.
+    async fn list(&self, kind: ObjectKind, after: Option<&str>, limit: usize) -> Result<Vec<Link>>;
+    async fn counts(&self, kind: ObjectKind) -> Result<BTreeMap<String, u64>>;
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub phase: String,
+    pub partition: String,
+    pub cursor: Option<String>,
+    pub done: bool,
+    pub updated_at: String,
+}
+
+#[async_trait]
+pub trait Checkpoints: Send + Sync {
+    async fn get(&self, phase: &str, partition: &str) -> Result<Option<Checkpoint>>;
+    async fn put(&self, checkpoint: &Checkpoint) -> Result<()>;
+    async fn list(&self, phase: &str) -> Result<Vec<Checkpoint>>;
+    async fn clear(&self, phase: &str) -> Result<()>;
+}
+
+/// Staged payloads, attachment binaries and reports, as keyed objects (S3 semantics).
+#[async_trait]
+pub trait Stage: Send + Sync {
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()>;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOp {
+    Create,
+    Update,
+    Delete,
+    Attach,
+    Schema,
+}
+
+/// One write to the destination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub op: AuditOp,
+    pub kind: ObjectKind,
+    pub source_id: String,
+    pub dest_id: Option<String>,
+    pub outcome: String,
+    pub payload_hash: String,
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append(&self, entries: &[AuditEntry]) -> Result<()>;
+    async fn entries(&self, after_seq: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>>;
+}

@@ -1,0 +1,262 @@
+//! Shared harness of the end-to-end suites: sandboxes in-process, the `deskshift` binary as a child
+//! process with credentials in its environment, and readers of the sandboxes' inspection endpoints.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Output;
+
+use deskshift_sandbox::{SandboxOptions, Sandboxes, start_all};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_deskshift");
+
+pub struct Harness {
+    pub sb: Sandboxes,
+    pub dir: tempfile::TempDir,
+    pub job: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Harness {
+    pub async fn start(opts: SandboxOptions, settings: &str) -> Harness {
+        let sb = start_all(&opts).await.expect("sandboxes start");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let info = sb.info();
+        let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
+        let toml = format!(
+            r#"job_dir = "job"
+
+[source]
+platform = "ivinex"
+base_url = "{}"
+user = "{}"
+password = {{ env = "TEST_IVINEX_PASSWORD" }}
+timezone = "{}"
+
+[destination]
+platform = "zohodesk"
+mode = "rest"
+api_base = "{}"
+accounts_base = "{}"
+org_id = "{}"
+client_id = "{}"
+client_secret = {{ env = "TEST_ZOHO_SECRET" }}
+refresh_token = {{ env = "TEST_ZOHO_REFRESH" }}
+
+[settings]
+{settings}
+"#,
+            s(&info.ivinex, "base_url"),
+            s(&info.ivinex, "user"),
+            s(&info.ivinex, "timezone"),
+            s(&info.zoho, "api_base"),
+            s(&info.zoho, "accounts_base"),
+            s(&info.zoho, "org_id"),
+            s(&info.zoho, "client_id"),
+        );
+        let job = dir.path().join("job.toml");
+        std::fs::write(&job, toml).unwrap();
+        Harness {
+            sb,
+            dir,
+            job,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn job_dir(&self) -> PathBuf {
+        self.dir.path().join("job")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let info = self.sb.info();
+        let mut c = tokio::process::Command::new(BIN);
+        c.arg("--quiet")
+            .args(args)
+            .args(["--job", self.job.to_str().unwrap()])
+            .env(
+                "TEST_IVINEX_PASSWORD",
+                info.ivinex["password"].as_str().unwrap(),
+            )
+            .env(
+                "TEST_ZOHO_SECRET",
+                info.zoho["client_secret"].as_str().unwrap(),
+            )
+            .env(
+                "TEST_ZOHO_REFRESH",
+                info.zoho["refresh_token"].as_str().unwrap(),
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("deskshift runs")
+    }
+
+    /// Runs and asserts success, printing the output on failure.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "deskshift {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub async fn approve(&self) {
+        self.cli_ok(&["mapping", "propose"]).await;
+        self.cli_ok(&["mapping", "approve", "--by", "e2e reviewer"])
+            .await;
+    }
+
+    pub async fn get(&self, url: String) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn zoho(&self) -> Value {
+        self.get(format!("{}/__sandbox/dump", self.sb.zoho.base_url()))
+            .await
+    }
+
+    pub async fn ivinex(&self) -> Value {
+        self.get(format!("{}/__sandbox/dump", self.sb.ivinex.base_url()))
+            .await
+    }
+
+    pub async fn stop(self) {
+        self.sb.stop().await;
+    }
+}
+
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(";"),
+        other => other.to_string(),
+    }
+}
+
+/// The source's view, indexed by the sandbox's field roles (never by the engine's map).
+pub struct Source {
+    pub dump: Value,
+    pub roles: BTreeMap<(String, String), String>,
+}
+
+impl Source {
+    pub fn new(dump: Value) -> Source {
+        let mut roles = BTreeMap::new();
+        for (tab, fields) in dump["fields"].as_object().unwrap() {
+            for f in fields.as_array().unwrap() {
+                if let Some(role) = f["Role"].as_str() {
+                    roles.insert(
+                        (tab.clone(), role.to_string()),
+                        f["FieldName"].as_str().unwrap().to_string(),
+                    );
+                }
+            }
+        }
+        Source { dump, roles }
+    }
+
+    pub fn records(&self, tab: &str) -> Vec<Value> {
+        self.dump["records"][tab]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn field(&self, tab: &str, role: &str) -> String {
+        self.roles
+            .get(&(tab.to_string(), role.to_string()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{tab} has a {role} field"))
+    }
+
+    pub fn value(&self, tab: &str, rec: &Value, role: &str) -> String {
+        text(&rec[self.field(tab, role)])
+    }
+
+    pub fn id(rec: &Value) -> String {
+        text(&rec["collection_id"])
+    }
+
+    /// Ticket ids that the default selection moves (spam and [TEST] records excluded).
+    pub fn tickets_in_scope(&self) -> BTreeSet<String> {
+        self.records("Tickets")
+            .iter()
+            .filter(|t| self.value("Tickets", t, "spam") != "1")
+            .filter(|t| !self.value("Tickets", t, "subject").starts_with("[TEST]"))
+            .map(Source::id)
+            .collect()
+    }
+
+    pub fn users_by_name(&self) -> BTreeMap<String, Value> {
+        let f = self.field("Users", "username");
+        self.records("Users")
+            .into_iter()
+            .map(|u| (text(&u[&f]), u))
+            .collect()
+    }
+}
+
+/// Destination records of one kind, indexed by the source id they carry in "Migrated From ID".
+pub fn by_source_id(zoho: &Value, kind: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in zoho[kind].as_array().cloned().unwrap_or_default() {
+        if r["isTrashed"].as_bool() == Some(true) {
+            continue;
+        }
+        if let Some(v) = r["cf"]["cf_migrated_from_id"].as_str() {
+            let id = v.rsplit(':').next().unwrap().to_string();
+            out.entry(id).or_default().push(r);
+        }
+    }
+    out
+}
+
+/// Comments per destination ticket id, in creation order, with the source activity id their
+/// marker names.
+pub fn comments_by_ticket(zoho: &Value) -> BTreeMap<String, Vec<(Option<String>, Value)>> {
+    let re_marker = |content: &str| {
+        let start = content.find("[deskshift:")?;
+        let end = content[start..].find(']')? + start;
+        content[start + 1..end]
+            .rsplit(':')
+            .next()
+            .map(str::to_string)
+    };
+    let mut out: BTreeMap<String, Vec<(Option<String>, Value)>> = BTreeMap::new();
+    let mut all = zoho["comments"].as_array().cloned().unwrap_or_default();
+    all.sort_by_key(|c| {
+        (
+            text(&c["commentedTime"]),
+            c["id"].as_str().unwrap_or("").parse::<u64>().unwrap_or(0),
+        )
+    });
+    for c in all {
+        let t = text(&c["_ticketId"]);
+        let marker = re_marker(c["content"].as_str().unwrap_or(""));
+        out.entry(t).or_default().push((marker, c));
+    }
+    out
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}

@@ -1,0 +1,150 @@
+//! Starts the three sandbox servers together, the way `deskshift sandbox` and `deskshift demo`
+//! use them: a seeded Ivinex tenant, a Zoho Desk org prepared the way an admin would before a
+//! migration (departments named as the tenant's, most of the tenant's active users already agents),
+//! and a Jira Service Management site.
+
+use sandbox_ivinex::{IvinexConfig, IvinexSandbox};
+use sandbox_jira::{JiraConfig, JiraSandbox};
+use sandbox_kit::FaultConfig;
+use sandbox_zohodesk::{ZohoConfig, ZohoSandbox};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    pub seed: u64,
+    pub tickets: usize,
+    /// 0 = ephemeral ports.
+    pub ivinex_port: u16,
+    pub zoho_port: u16,
+    pub jira_port: u16,
+    /// Applied to the Ivinex and Zoho Desk servers.
+    pub faults: FaultConfig,
+    /// Zoho Desk edition of the destination org.
+    pub zoho_edition: String,
+    /// Every n-th active Ivinex user has no Zoho Desk agent (the provisioning queue); 0 = all match.
+    pub missing_agent_every: usize,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            seed: 42,
+            tickets: 300,
+            ivinex_port: 0,
+            zoho_port: 0,
+            jira_port: 0,
+            faults: FaultConfig::default(),
+            zoho_edition: "Professional".into(),
+            missing_agent_every: 7,
+        }
+    }
+}
+
+pub struct Sandboxes {
+    pub ivinex: IvinexSandbox,
+    pub zoho: ZohoSandbox,
+    pub jira: JiraSandbox,
+}
+
+/// Where the servers are and how to log in (sandbox credentials only).
+#[derive(Clone, Debug, Serialize)]
+pub struct SandboxInfo {
+    pub ivinex: Value,
+    pub zoho: Value,
+    pub jira: Value,
+}
+
+pub async fn start_all(opts: &SandboxOptions) -> anyhow::Result<Sandboxes> {
+    let ivinex = sandbox_ivinex::start(IvinexConfig {
+        port: opts.ivinex_port,
+        seed: Some(opts.seed),
+        tickets: opts.tickets,
+        faults: opts.faults.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let zoho = sandbox_zohodesk::start(ZohoConfig {
+        port: opts.zoho_port,
+        edition: opts.zoho_edition.clone(),
+        faults: opts.faults.clone(),
+        ..Default::default()
+    })
+    .await?;
+    prepare_zoho_org(&ivinex, &zoho, opts.missing_agent_every)?;
+    let jira = sandbox_jira::start(JiraConfig {
+        port: opts.jira_port,
+        ..Default::default()
+    })
+    .await?;
+    Ok(Sandboxes { ivinex, zoho, jira })
+}
+
+/// Seeds the Zoho Desk org with the tenant's departments and agents for most active users.
+pub fn prepare_zoho_org(
+    ivinex: &IvinexSandbox,
+    zoho: &ZohoSandbox,
+    missing_every: usize,
+) -> anyhow::Result<()> {
+    let tenant = ivinex.tenant();
+    let existing: Vec<String> = zoho
+        .records("departments")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let departments: Vec<Value> = tenant
+        .tabs
+        .iter()
+        .find(|t| t.def.name == "Tickets")
+        .and_then(|t| {
+            t.def
+                .role_index("department")
+                .map(|i| t.def.fields[i].options.clone())
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| !existing.iter().any(|e| e.eq_ignore_ascii_case(d)))
+        .map(|d| json!({"name": d, "isEnabled": true}))
+        .collect();
+    let agents: Vec<Value> = ivinex
+        .users()
+        .iter()
+        .filter(|u| u.active && !u.email.is_empty())
+        .enumerate()
+        .filter(|(i, _)| missing_every == 0 || (i + 1) % missing_every != 0)
+        .map(|(_, u)| {
+            json!({"firstName": u.first_name, "lastName": u.last_name, "emailId": u.email, "status": "ACTIVE", "isConfirmed": true})
+        })
+        .collect();
+    zoho.seed(&json!({"departments": departments, "agents": agents}))?;
+    Ok(())
+}
+
+impl Sandboxes {
+    pub fn info(&self) -> SandboxInfo {
+        let iv = self.ivinex.credentials();
+        let zc = self.zoho.config();
+        let jc = self.jira.config();
+        SandboxInfo {
+            ivinex: json!({"base_url": iv.base_url, "user": iv.user, "password": iv.password, "timezone": iv.timezone}),
+            zoho: json!({
+                "api_base": self.zoho.base_url(),
+                "accounts_base": self.zoho.base_url(),
+                "org_id": self.zoho.org_id(),
+                "client_id": zc.client_id,
+                "client_secret": zc.client_secret,
+                "refresh_token": zc.refresh_token,
+                "edition": zc.edition,
+            }),
+            jira: json!({"base_url": self.jira.base_url(), "email": jc.admin_email, "api_token": jc.admin_api_token}),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.ivinex.stop().await;
+        self.zoho.stop().await;
+        self.jira.stop().await;
+    }
+}
