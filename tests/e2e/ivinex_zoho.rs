@@ -19,68 +19,6 @@ fn opts(seed: u64, tickets: usize) -> SandboxOptions {
     }
 }
 
-/// Every in-scope source record is in the destination exactly once; returns the Zoho dump.
-async fn assert_exactly_once(h: &Harness, src: &Source) -> Value {
-    let zoho = h.zoho().await;
-    let in_scope = src.tickets_in_scope();
-    let tickets = by_source_id(&zoho, "tickets");
-    for id in &in_scope {
-        let n = tickets.get(id).map_or(0, Vec::len);
-        assert_eq!(n, 1, "source ticket {id} is in Zoho Desk {n} times");
-    }
-    for id in tickets.keys() {
-        assert!(
-            in_scope.contains(id),
-            "Zoho Desk holds ticket {id}, which the selection excludes"
-        );
-    }
-    for (tab, kind) in [("Organizations", "accounts"), ("Contacts", "contacts")] {
-        let dest = by_source_id(&zoho, kind);
-        for r in src.records(tab) {
-            let id = Source::id(&r);
-            let n = dest.get(&id).map_or(0, Vec::len);
-            assert_eq!(n, 1, "source {tab} record {id} is in Zoho Desk {n} times");
-        }
-    }
-    let tasks = by_source_id(&zoho, "tasks");
-    let task_ticket = src.field("Tasks", "ticket");
-    for t in src.records("Tasks") {
-        let parent = text(&t[&task_ticket]);
-        let expected = if parent.is_empty() || parent == "0" {
-            1
-        } else {
-            usize::from(in_scope.contains(&parent))
-        };
-        let id = Source::id(&t);
-        assert_eq!(
-            tasks.get(&id).map_or(0, Vec::len),
-            expected,
-            "task {id} (ticket {parent:?})"
-        );
-    }
-    // Activities: one comment per activity of an in-scope ticket, never two.
-    let comments = comments_by_ticket(&zoho);
-    let mut seen = BTreeMap::new();
-    for list in comments.values() {
-        for (marker, _) in list {
-            if let Some(m) = marker {
-                *seen.entry(m.clone()).or_insert(0) += 1;
-            }
-        }
-    }
-    let act_ticket = src.field("Activities", "ticket");
-    for a in src.records("Activities") {
-        let id = Source::id(&a);
-        let expected = usize::from(in_scope.contains(&text(&a[&act_ticket])));
-        assert_eq!(
-            seen.get(&id).copied().unwrap_or(0),
-            expected,
-            "activity {id} as comments"
-        );
-    }
-    zoho
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_migration_arrives_field_by_field() {
     let h = Harness::start(opts(7, 1000), "validation_sample = 40").await;
@@ -488,6 +426,38 @@ async fn full_migration_arrives_field_by_field() {
     .unwrap();
     assert!(validation["checked"].as_u64().unwrap() >= 40);
 
+    // Credentials never reach the job directory (state, stage, reports).
+    let info = h.sb.info();
+    let secrets = [
+        info.ivinex["password"].as_str().unwrap().to_string(),
+        info.zoho["client_secret"].as_str().unwrap().to_string(),
+        info.zoho["refresh_token"].as_str().unwrap().to_string(),
+    ];
+    let mut stack = vec![h.job_dir()];
+    let mut files = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                // Staged binaries are the source's own files, byte for byte.
+                if !p.ends_with("blobs") {
+                    stack.push(p);
+                }
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&p).unwrap();
+            for secret in &secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "a credential is written in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert!(files > 20, "the job directory was searched ({files} files)");
+
     // A second run moves nothing again.
     let before = h
         .get(format!("{}/__sandbox/stats", h.sb.zoho.base_url()))
@@ -616,5 +586,185 @@ async fn faults_lose_and_duplicate_nothing() {
         i["counters"]["resets"].as_u64().unwrap() > 0 || c["resets"].as_u64().unwrap() > 0,
         "resets were injected"
     );
+    h.stop().await;
+}
+
+/// Reads every CSV file of a module of the package: (header, rows).
+fn package_rows(dir: &std::path::Path, stem: &str) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
+    let mut header = Vec::new();
+    let mut rows = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&format!("{stem}_")) && n.ends_with(".csv")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "the package has {stem} files");
+    for f in files {
+        let bytes = std::fs::metadata(&f).unwrap().len();
+        assert!(
+            bytes <= 30_000_000,
+            "{} is {bytes} bytes: over the 30 MB batch limit",
+            f.display()
+        );
+        let mut r = csv::Reader::from_path(&f).unwrap();
+        let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+        let mut n = 0;
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            rows.push(
+                h.iter()
+                    .cloned()
+                    .zip(rec.iter().map(str::to_string))
+                    .collect(),
+            );
+            n += 1;
+        }
+        assert!(
+            n <= 10_000,
+            "{} holds {n} rows: over the 10,000-row batch limit",
+            f.display()
+        );
+        header = h;
+    }
+    (header, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn import_package_follows_the_column_rules() {
+    let h = Harness::start_mode(
+        opts(7, 300),
+        "",
+        "mode = \"import-package\"\npackage_dir = \"package\"",
+    )
+    .await;
+    h.approve().await;
+    h.cli_ok(&["run"]).await;
+    let dir = h.dir.path().join("package");
+    let src = Source::new(h.ivinex().await);
+    let time_re = |s: &str| {
+        s.len() == 24
+            && s.as_bytes()[4] == b'-'
+            && s.as_bytes()[10] == b'T'
+            && s.ends_with(".000Z")
+            && s[..19].chars().filter(|c| c.is_ascii_digit()).count() == 14
+    };
+    let (_, accounts) = package_rows(&dir, "Accounts");
+    let (_, contacts) = package_rows(&dir, "Contacts");
+    let (th, tickets) = package_rows(&dir, "Tickets");
+    let (_, threads) = package_rows(&dir, "Threads");
+    let (_, comments) = package_rows(&dir, "Ticket_Comments");
+    let (_, agents) = package_rows(&dir, "Agents");
+    assert_eq!(th[0], "TicketExtId", "the key column comes first");
+    let ids = |rows: &[BTreeMap<String, String>], col: &str| -> BTreeSet<String> {
+        let v: Vec<String> = rows.iter().map(|r| r[col].clone()).collect();
+        let set: BTreeSet<String> = v.iter().cloned().collect();
+        assert_eq!(set.len(), v.len(), "{col} values are unique");
+        set
+    };
+    let account_ids = ids(&accounts, "AccountExtId");
+    let contact_ids = ids(&contacts, "ContactExtId");
+    let ticket_ids = ids(&tickets, "TicketExtId");
+    let agent_ids = ids(&agents, "agentExtId");
+    assert_eq!(
+        ticket_ids,
+        src.tickets_in_scope(),
+        "every ticket in scope has one row, keyed by its Ivinex id"
+    );
+    assert_eq!(account_ids.len(), src.records("Organizations").len());
+    assert_eq!(contact_ids.len(), src.records("Contacts").len());
+    for c in &contacts {
+        let a = &c["AccountExtId"];
+        assert!(
+            a.is_empty() || account_ids.contains(a),
+            "contact {} refers to a known account",
+            c["ContactExtId"]
+        );
+    }
+    let created = src.field("Tickets", "subject");
+    let by_id: BTreeMap<String, Value> = src
+        .records("Tickets")
+        .into_iter()
+        .map(|t| (Source::id(&t), t))
+        .collect();
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    for t in &tickets {
+        let c = &t["ContactExtId"];
+        assert!(
+            c.is_empty() || contact_ids.contains(c),
+            "ticket {} refers to a known contact",
+            t["TicketExtId"]
+        );
+        let a = &t["AssigneeExtId"];
+        assert!(
+            a.is_empty() || agent_ids.contains(a),
+            "ticket {} refers to a known agent {a}",
+            t["TicketExtId"]
+        );
+        assert!(
+            time_re(&t["Created Time"]),
+            "original creation time in the package format: {}",
+            t["Created Time"]
+        );
+        let s = &by_id[&t["TicketExtId"]];
+        assert_eq!(t["Subject"], text(&s[&created]));
+        // The original time, exactly (site time -> UTC).
+        let local: jiff::civil::DateTime =
+            text(&s["created_date"]).replace(' ', "T").parse().unwrap();
+        let utc = tz
+            .to_ambiguous_timestamp(local)
+            .compatible()
+            .unwrap()
+            .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            .to_string();
+        assert_eq!(
+            t["Created Time"], utc,
+            "ticket {} keeps its creation time",
+            t["TicketExtId"]
+        );
+    }
+    // Activities: threads (emails) and comments (notes, calls), each once, on a ticket of the package.
+    let act_ticket = src.field("Activities", "ticket");
+    let expected: BTreeSet<String> = src
+        .records("Activities")
+        .iter()
+        .filter(|a| ticket_ids.contains(&text(&a[&act_ticket])))
+        .map(Source::id)
+        .collect();
+    let mut got = ids(&threads, "ThreadExtId");
+    got.extend(ids(&comments, "CommentExtId"));
+    assert_eq!(
+        got, expected,
+        "every activity of a migrated ticket is a thread or a comment"
+    );
+    for r in threads.iter() {
+        assert!(ticket_ids.contains(&r["TicketExtId"]) && time_re(&r["Created Time"]));
+        assert!(
+            matches!(r["Direction"].as_str(), "in" | "out"),
+            "thread direction {}",
+            r["Direction"]
+        );
+    }
+    for r in comments.iter() {
+        assert!(ticket_ids.contains(&r["TicketExtId"]) && time_re(&r["Commented Time"]));
+    }
+    // Attachments copied with their bytes.
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let files = manifest["attachments"].as_array().unwrap();
+    assert!(files.len() > 20, "attachments are in the package");
+    for f in files {
+        let bytes = std::fs::read(dir.join(text(&f["path"]))).unwrap();
+        assert_eq!(
+            md5_hex(&bytes),
+            text(&f["md5"]),
+            "{} copied intact",
+            text(&f["path"])
+        );
+    }
     h.stop().await;
 }

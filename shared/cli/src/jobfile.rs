@@ -73,6 +73,54 @@ pub enum SourceSection {
         #[serde(default)]
         max_concurrency: Option<usize>,
     },
+    Zohodesk {
+        #[serde(flatten)]
+        zoho: ZohoConnection,
+    },
+}
+
+/// Where a Zoho Desk org is and how to log in (its secrets by reference).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ZohoConnection {
+    /// Data centre (com, eu, in, com.au, jp, ...) or explicit hosts below.
+    #[serde(default)]
+    pub dc: Option<String>,
+    #[serde(default)]
+    pub api_base: Option<String>,
+    #[serde(default)]
+    pub accounts_base: Option<String>,
+    #[serde(default)]
+    pub org_id: String,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: CredentialRef,
+    #[serde(default)]
+    pub refresh_token: CredentialRef,
+    #[serde(default)]
+    pub concurrency_cap: Option<usize>,
+}
+
+impl ZohoConnection {
+    fn config(&self, side: &str, base: &Path) -> anyhow::Result<ZohoDeskConfig> {
+        let mut cfg = ZohoDeskConfig::for_dc(self.dc.as_deref().unwrap_or("com"))?;
+        if let Some(a) = &self.api_base {
+            cfg.api_base = a.clone();
+        }
+        if let Some(a) = &self.accounts_base {
+            cfg.accounts_base = a.clone();
+        }
+        cfg.org_id = self.org_id.clone();
+        cfg.client_id = self.client_id.clone();
+        cfg.client_secret = self
+            .client_secret
+            .read(&format!("{side}.client_secret"), base)?;
+        cfg.refresh_token = self
+            .refresh_token
+            .read(&format!("{side}.refresh_token"), base)?;
+        cfg.concurrency_cap = self.concurrency_cap;
+        Ok(cfg)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -103,6 +151,25 @@ pub enum DestinationSection {
         default_department: Option<String>,
         #[serde(default)]
         package_dir: Option<PathBuf>,
+    },
+    /// Jira Service Management (Cloud): Basic auth with an API token.
+    Jsm {
+        base_url: String,
+        email: String,
+        api_token: CredentialRef,
+        /// Service desk (project key or name) for departments not mapped below.
+        #[serde(default)]
+        service_desk: Option<String>,
+        /// Department name -> service desk (project key or name); by default a desk of the same name.
+        #[serde(default)]
+        department_desks: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        request_type: Option<String>,
+        /// `cascading` (one cascading select) or `labels`.
+        #[serde(default)]
+        category_mode: Option<deskshift_jsm::CategoryMode>,
+        #[serde(default)]
+        concurrency_cap: Option<usize>,
     },
 }
 
@@ -173,7 +240,18 @@ impl Loaded {
                     Some(zone),
                 )
             }
+            SourceSection::Zohodesk { zoho } => {
+                let cfg = deskshift_zohodesk_source::ZohoSourceConfig::new(
+                    zoho.config("source", &self.base)?,
+                );
+                let src = deskshift_zohodesk_source::ZohoDeskSource::connect(cfg).await?;
+                (
+                    Arc::new(src) as Arc<dyn deskshift_core::ports::Source>,
+                    None,
+                )
+            }
         };
+
         let dest: Arc<dyn Destination> = match &self.file.destination {
             DestinationSection::Zohodesk {
                 mode,
@@ -222,6 +300,33 @@ impl Loaded {
                 }
                 other => bail!("destination.mode = {other:?}: use \"rest\" or \"import-package\""),
             },
+            DestinationSection::Jsm {
+                base_url,
+                email,
+                api_token,
+                service_desk,
+                department_desks,
+                request_type,
+                category_mode,
+                concurrency_cap,
+            } => {
+                let mut cfg = deskshift_jsm::JsmConfig {
+                    base_url: base_url.clone(),
+                    email: email.clone(),
+                    api_token: api_token.read("destination.api_token", &self.base)?,
+                    service_desk: service_desk.clone(),
+                    department_desks: department_desks.clone(),
+                    request_type: request_type.clone(),
+                    ..Default::default()
+                };
+                if let Some(m) = category_mode {
+                    cfg.category_mode = m.clone();
+                }
+                if let Some(c) = concurrency_cap {
+                    cfg.concurrency_cap = *c;
+                }
+                Arc::new(deskshift_jsm::Jsm::new(cfg)?)
+            }
         };
         Ok(Job {
             settings: self.file.settings.clone(),

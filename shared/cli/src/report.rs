@@ -8,66 +8,33 @@ use deskshift_core::model::ObjectKind;
 use deskshift_core::phases::{self, Reconciliation, Scoping, ValidationReport, keys};
 use deskshift_core::runner::RunSummary;
 
-/// Copies the staged reports into `<job_dir>/reports/` and writes the CSVs and the summary.
+/// Writes the migration package into `<job_dir>/reports/`: the summary first (the HTML report links
+/// it), then every document of `deskshift-reports`.
 pub async fn write_all(job: &Job, job_dir: &Path) -> anyhow::Result<()> {
+    write_package(job, job_dir, &deskshift_reports::PackageOptions::default())
+        .await
+        .map(|_| ())
+}
+
+pub async fn write_package(
+    job: &Job,
+    job_dir: &Path,
+    options: &deskshift_reports::PackageOptions,
+) -> anyhow::Result<deskshift_reports::PackageIndex> {
     let dir = job_dir.join("reports");
     std::fs::create_dir_all(&dir)?;
-    for (key, name) in [
-        (keys::SCOPING, "scoping.json"),
-        (keys::FIELD_MAP, "field-map.json"),
-        (keys::APPROVAL, "approval.json"),
-        (keys::AGENTS, "agents.json"),
-        (keys::VALIDATION, "validation.json"),
-        ("reports/attachments.json", "attachments.json"),
-    ] {
-        if let Some(b) = job.stage.get(key).await? {
-            std::fs::write(dir.join(name), &b)?;
-        }
-    }
     let mut recs = Vec::new();
     for kind in ObjectKind::LOADED {
         if let Some(b) = job.stage.get(&keys::reconciliation(kind)).await? {
             recs.push(serde_json::from_slice::<Reconciliation>(&b)?);
         }
     }
-    std::fs::write(
-        dir.join("reconciliation.json"),
-        serde_json::to_vec_pretty(&recs)?,
-    )?;
     let failed = phases::failed_records(job).await?;
-    let mut w = csv::Writer::from_path(dir.join("failed-records.csv"))?;
-    w.write_record([
-        "kind",
-        "source_id",
-        "phase",
-        "reason",
-        "error",
-        "at",
-        "payload",
-    ])?;
-    for f in &failed {
-        w.write_record([
-            f.kind.as_str(),
-            &f.source_id,
-            &f.phase,
-            &f.reason,
-            &f.error,
-            &f.at,
-            &f.payload.to_string(),
-        ])?;
-    }
-    w.flush()?;
     let flags = phases::flags(job).await?;
-    let mut w = csv::Writer::from_path(dir.join("flags.csv"))?;
-    w.write_record(["kind", "source_id", "code", "message"])?;
-    for f in &flags {
-        w.write_record([f.kind.as_str(), &f.source_id, &f.code, &f.message])?;
-    }
-    w.flush()?;
     let mut md = String::from("# deskshift migration summary\n\n## Reconciliation\n\n");
     md.push_str(&reconciliation_table(&recs));
     md.push_str(&format!(
-        "\n\nFailed records: {} (failed-records.csv). Flags: {} (flags.csv).\n",
+        "\n\nFailed records: {} (failed-records.csv). Flags: {} (flags.csv). The full report: report.html.\n",
         failed.len(),
         flags.len()
     ));
@@ -79,7 +46,7 @@ pub async fn write_all(job: &Job, job_dir: &Path) -> anyhow::Result<()> {
         md.push_str(&format!("- {code}: {n}\n"));
     }
     std::fs::write(dir.join("summary.md"), md)?;
-    Ok(())
+    deskshift_reports::write_package(job, &dir, options).await
 }
 
 pub fn reconciliation_table(recs: &[Reconciliation]) -> String {
@@ -229,4 +196,22 @@ pub async fn print_status(job: &Job) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+pub fn print_delta(d: &deskshift_core::lifecycle::DeltaReport) {
+    println!(
+        "Delta {}: changed in the source since the last sync: {:?}",
+        d.run, d.changed
+    );
+    if !d.loads.is_empty() {
+        println!("{}", reconciliation_table(&d.loads));
+    }
+    if let Some(a) = &d.attachments {
+        println!("Attachments: {} uploaded, {} failed", a.uploaded, a.failed);
+    }
+    println!(
+        "Destination writes: {}; next sync starts at {:?}",
+        d.writes(),
+        d.cursors
+    );
 }

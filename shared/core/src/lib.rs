@@ -6,6 +6,7 @@ pub mod error;
 pub mod flow;
 pub mod http;
 pub mod job;
+pub mod lifecycle;
 pub mod mapping;
 pub mod model;
 pub mod phases;

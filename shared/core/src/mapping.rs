@@ -328,6 +328,12 @@ const TICKET_FIELDS: &[StandardField] = &[
     en("channel", &["channel", "source", "origin", "medium"]),
     sf("due_date", &["duedate", "due", "deadline", "resolutiondue"]),
     sf("category", &["category", "type", "tickettype"]),
+    sf("sub_category", &["subcategory", "subtype"]),
+    sf("product", &["product", "productname"]),
+    sf(
+        "related_tickets",
+        &["relatedtickets", "parentticket", "linkedtickets"],
+    ),
     sf("tags", &["tags", "labels", "tag", "keywords"]),
     sf("spam", &["spam", "isspam", "markedspam", "markedasspam"]),
     sf("created_by", &["createdby"]),
@@ -345,6 +351,10 @@ const ACTIVITY_FIELDS: &[StandardField] = &[
     sf("cc", &["cc", "copy", "carboncopy", "cclist", "copyto"]),
     sf("email_subject", &["subject", "emailsubject", "title"]),
     sf("body", &["body", "content", "message", "text", "notes"]),
+    sf(
+        "public",
+        &["public", "ispublic", "visibility", "visibletocustomer"],
+    ),
     sf(
         "disposition",
         &[

@@ -312,7 +312,13 @@ pub struct Ticket {
     pub channel: Option<String>,
     pub due_date: Option<String>,
     pub category: Option<String>,
+    pub sub_category: Option<String>,
+    /// Product name (Zoho Desk products; JSM components).
+    pub product: Option<String>,
     pub tags: Vec<String>,
+    /// Source ids of tickets this one refers to (merged, related, parent in another department).
+    #[serde(default)]
+    pub related_tickets: Vec<String>,
     pub created_at: Option<String>,
     pub modified_at: Option<String>,
     pub created_by: Option<Person>,

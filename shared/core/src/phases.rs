@@ -24,7 +24,6 @@ pub mod keys {
     pub const APPROVAL: &str = "mapping/approval.json";
     pub const SCHEMA: &str = "schema/fields.json";
     pub const AGENTS: &str = "reports/agents.json";
-    pub const SELECTION: &str = "selection/tickets.json";
     pub const VALIDATION: &str = "reports/validation.json";
     pub fn raw_page(collection: &str, page: u64) -> String {
         format!("raw/{}/{page:06}.json", super::safe(collection))
@@ -353,6 +352,24 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
         .collect();
     job.progress
         .start("extract", Some(collections.len() as u64));
+    // The delta signpost: later syncs start from what was seen, never past the source's now
+    // when this extract began (writes that land meanwhile are picked up by the next delta).
+    let signpost = match job.checkpoints.get("extract-signpost", "all").await? {
+        Some(c) => c.cursor.unwrap_or_default(),
+        None => {
+            let now = job.source.cursor_now().await?;
+            job.checkpoints
+                .put(&Checkpoint {
+                    phase: "extract-signpost".into(),
+                    partition: "all".into(),
+                    cursor: Some(now.clone()),
+                    done: true,
+                    updated_at: now_iso(),
+                })
+                .await?;
+            now
+        }
+    };
     for col in collections {
         let cp = job.checkpoints.get("extract", &col).await?;
         if cp.as_ref().is_some_and(|c| c.done) {
@@ -360,11 +377,12 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
             job.progress.advance("extract", 1);
             continue;
         }
-        let mut cursor = cp.and_then(|c| c.cursor);
-        let mut page_no: u64 = match &cursor {
-            Some(_) => job.stage.list(&keys::raw_prefix(&col)).await?.len() as u64,
-            None => 0,
-        };
+        // The checkpoint holds the next page number with the source cursor, so a page written
+        // just before a crash is overwritten, not staged twice.
+        let (mut page_no, mut cursor): (u64, Option<String>) = cp
+            .and_then(|c| c.cursor)
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or((0, None));
         loop {
             let page = job
                 .source
@@ -384,7 +402,7 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
                 .put(&Checkpoint {
                     phase: "extract".into(),
                     partition: col.clone(),
-                    cursor: cursor.clone(),
+                    cursor: Some(serde_json::to_string(&(page_no, &cursor))?),
                     done: cursor.is_none(),
                     updated_at: now_iso(),
                 })
@@ -393,12 +411,53 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
                 break;
             }
         }
+        let seen = staged_records(job, &col)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.cursor_value)
+            .max();
+        set_delta_cursor(job, &col, seen, &signpost).await?;
         counts.insert(col.clone(), count_staged(job, &col).await?);
         job.progress.advance("extract", 1);
     }
     job.progress
         .finish("extract", &format!("{} collections staged", counts.len()));
     Ok(counts)
+}
+
+/// Stores where the next delta of `collection` starts: the highest stamp seen, capped at the
+/// signpost taken when the read began.
+pub async fn set_delta_cursor(
+    job: &Job,
+    collection: &str,
+    seen: Option<String>,
+    signpost: &str,
+) -> Result<()> {
+    let previous = job
+        .checkpoints
+        .get("delta-cursor", collection)
+        .await?
+        .and_then(|c| c.cursor);
+    let candidate = seen.map(|s| {
+        if s.as_str() > signpost {
+            signpost.to_string()
+        } else {
+            s
+        }
+    });
+    let cursor = match (previous, candidate) {
+        (Some(p), Some(c)) => Some(if c > p { c } else { p }),
+        (p, c) => c.or(p),
+    };
+    job.checkpoints
+        .put(&Checkpoint {
+            phase: "delta-cursor".into(),
+            partition: collection.to_string(),
+            cursor,
+            done: true,
+            updated_at: now_iso(),
+        })
+        .await
 }
 
 async fn count_staged(job: &Job, collection: &str) -> Result<u64> {
@@ -508,8 +567,10 @@ pub async fn agents(job: &Job) -> Result<AgentsReport> {
     };
     let t = Transformer::new(&map, BTreeMap::new(), job.source_zone.clone());
     let mut links = Vec::new();
+    let mut all_agents = Vec::new();
     for raw in staged_records(job, &cm.collection).await? {
         let Some(a) = t.agent(&raw) else { continue };
+        all_agents.push(a.clone());
         let groups: Vec<String> = a
             .groups
             .iter()
@@ -559,6 +620,7 @@ pub async fn agents(job: &Job) -> Result<AgentsReport> {
         });
     }
     job.crosswalk.put_batch(&links).await?;
+    job.dest.prepare_agents(&all_agents).await?;
     put_json(job, keys::AGENTS, &report).await?;
     Ok(report)
 }
@@ -597,20 +659,51 @@ pub fn suggest_role(groups: &[String], role: Option<&str>) -> String {
 // ---------------------------------------------------------------------------------------------
 // Selection
 
-/// The ticket source ids this job moves, decided once after extraction and kept in the stage.
-pub async fn selected_tickets(
-    job: &Job,
-    map: &FieldMap,
-    t: &Transformer<'_>,
-) -> Result<BTreeSet<String>> {
-    if let Some(s) = get_json::<BTreeSet<String>>(job, keys::SELECTION).await? {
-        return Ok(s);
+/// What the job's selection moves: the tickets, and for a sample (only some tickets) just the
+/// contacts and accounts those tickets need (None = all).
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub tickets: BTreeSet<String>,
+    pub contacts: Option<BTreeSet<String>>,
+    pub accounts: Option<BTreeSet<String>>,
+    pub orphan_tasks: bool,
+}
+
+impl Scope {
+    pub fn contains(&self, record: &CanonicalRecord, selected: &BTreeSet<String>) -> bool {
+        match record {
+            CanonicalRecord::Ticket(t) => selected.contains(&t.source_id),
+            CanonicalRecord::Activity(a) => selected.contains(&a.ticket),
+            CanonicalRecord::Task(t) => match &t.ticket {
+                Some(p) => selected.contains(p),
+                None => self.orphan_tasks,
+            },
+            CanonicalRecord::Contact(c) => self
+                .contacts
+                .as_ref()
+                .is_none_or(|s| s.contains(&c.source_id)),
+            CanonicalRecord::Account(a) => self
+                .accounts
+                .as_ref()
+                .is_none_or(|s| s.contains(&a.source_id)),
+        }
     }
+}
+
+/// Decides the scope from the staged records and the job's selection (deterministic, so a
+/// resumed run decides the same).
+pub async fn selection_scope(job: &Job, map: &FieldMap, t: &Transformer<'_>) -> Result<Scope> {
     let Some(cm) = map.for_kind(ObjectKind::Ticket) else {
-        return Ok(BTreeSet::new());
+        return Ok(Scope::default());
     };
     let sel = &job.settings.selection;
-    let mut out = BTreeSet::new();
+    let sample = !sel.only_tickets.is_empty();
+    let mut scope = Scope {
+        orphan_tasks: !sample,
+        ..Default::default()
+    };
+    let mut contacts = BTreeSet::new();
+    let mut accounts = BTreeSet::new();
     for raw in staged_records(job, &cm.collection).await? {
         let Ok(Transformed {
             record: CanonicalRecord::Ticket(tk),
@@ -618,15 +711,32 @@ pub async fn selected_tickets(
         }) = t.transform(ObjectKind::Ticket, &raw)
         else {
             // Untransformable tickets stay selected so that the load reports them as failed.
-            out.insert(raw.id.clone());
+            scope.tickets.insert(raw.id.clone());
             continue;
         };
         if ticket_selected(sel, map, &raw, &tk) {
-            out.insert(raw.id.clone());
+            contacts.extend(tk.contact.clone());
+            accounts.extend(tk.account.clone());
+            scope.tickets.insert(raw.id.clone());
         }
     }
-    put_json(job, keys::SELECTION, &out).await?;
-    Ok(out)
+    if sample {
+        if let Some(cc) = map.for_kind(ObjectKind::Contact) {
+            for raw in staged_records(job, &cc.collection).await? {
+                if contacts.contains(&raw.id)
+                    && let Ok(Transformed {
+                        record: CanonicalRecord::Contact(c),
+                        ..
+                    }) = t.transform(ObjectKind::Contact, &raw)
+                {
+                    accounts.extend(c.account);
+                }
+            }
+        }
+        scope.contacts = Some(contacts);
+        scope.accounts = Some(accounts);
+    }
+    Ok(scope)
 }
 
 fn ticket_selected(sel: &Selection, map: &FieldMap, raw: &RawRecord, tk: &Ticket) -> bool {
@@ -781,9 +891,59 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
             ..Default::default()
         });
     };
+    // Page checkpoints hold for one selection: a changed selection (a sample, then the full run)
+    // or a rollback in between starts the pages again (unchanged records are skipped by hash).
+    let selection = crate::util::sha256_hex(&serde_json::to_vec(&job.settings.selection)?);
+    let phase = format!("load-{kind}");
+    let recorded = job
+        .checkpoints
+        .get("load-selection", kind.as_str())
+        .await?
+        .and_then(|c| c.cursor);
+    if recorded.as_deref() != Some(selection.as_str()) {
+        job.checkpoints.clear(&phase).await?;
+        job.checkpoints
+            .put(&Checkpoint {
+                phase: "load-selection".into(),
+                partition: kind.to_string(),
+                cursor: Some(selection),
+                done: true,
+                updated_at: now_iso(),
+            })
+            .await?;
+    }
+    // A ticket's activities become its thread: they are written one after another in their
+    // original order, so all pages are taken as one batch grouped by ticket.
+    let batches = if kind == ObjectKind::Activity {
+        Batches::Whole(keys::raw_prefix(&cm.collection))
+    } else {
+        Batches::Pages(staged_pages(job, &cm.collection).await?)
+    };
+    load_batches(job, kind, batches, &phase, true).await
+}
+
+/// Which staged records a load reads: pages one by one (checkpointed), or all pages under a
+/// prefix at once.
+pub enum Batches {
+    Pages(Vec<String>),
+    Whole(String),
+}
+
+/// Loads one kind from staged batches. `phase` names the checkpoints and reports; `gate` decides
+/// whether the reconciliation gate compares the destination's totals (full runs) or only
+/// accounts for every record read (deltas, retries).
+pub async fn load_batches(
+    job: &Job,
+    kind: ObjectKind,
+    batches: Batches,
+    phase: &str,
+    full: bool,
+) -> Result<Reconciliation> {
+    let map = approved_map(job).await?;
     let users = users(job, &map).await?;
     let t = Transformer::new(&map, users, job.source_zone.clone());
-    let selected = selected_tickets(job, &map, &t).await?;
+    let scope = selection_scope(job, &map, &t).await?;
+    let selected = scope.tickets.clone();
     let base = load_context(job, kind).await?;
     let max_lengths = job.describe().await?.max_lengths;
     let env = LoadEnv {
@@ -793,30 +953,34 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
         max_lengths,
         flags: std::sync::Mutex::new(Vec::new()),
     };
-    let pages = staged_pages(job, &cm.collection).await?;
     let mut tally = Tally::default();
     let mut source_total = 0u64;
     let mut excluded = 0u64;
-    job.progress
-        .start(&format!("load {kind}"), Some(pages.len() as u64));
-    let concurrency = job.settings.load_concurrency.max(1);
-    // A ticket's activities become its thread: they are written one after another in their
-    // original order, so all pages are taken as one batch grouped by ticket.
-    let batches: Vec<String> = if kind == ObjectKind::Activity {
-        vec!["all".to_string()]
-    } else {
-        pages.clone()
+    let (keys_list, whole) = match &batches {
+        Batches::Pages(p) => (p.clone(), None),
+        Batches::Whole(prefix) => (vec!["all".to_string()], Some(prefix.clone())),
     };
-    for key in &batches {
-        let raws: Vec<RawRecord> = if kind == ObjectKind::Activity {
-            staged_records(job, &cm.collection).await?
-        } else {
-            get_json(job, key).await?.unwrap_or_default()
+    job.progress.start(phase, Some(keys_list.len() as u64));
+    let concurrency = job.settings.load_concurrency.max(1);
+    for key in &keys_list {
+        let raws: Vec<RawRecord> = match &whole {
+            Some(prefix) => {
+                let mut all = Vec::new();
+                for k in job.stage.list(prefix).await? {
+                    all.extend(
+                        get_json::<Vec<RawRecord>>(job, &k)
+                            .await?
+                            .unwrap_or_default(),
+                    );
+                }
+                all
+            }
+            None => get_json(job, key).await?.unwrap_or_default(),
         };
         source_total += raws.len() as u64;
         let done = job
             .checkpoints
-            .get(&format!("load-{kind}"), key)
+            .get(phase, key)
             .await?
             .is_some_and(|c| c.done);
         let mut work = Vec::new();
@@ -824,7 +988,7 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
         for raw in &raws {
             match t.transform(kind, raw) {
                 Ok(tr) => {
-                    if !in_selection(&tr.record, &selected, &job.settings.selection) {
+                    if !scope.contains(&tr.record, &selected) {
                         excluded += 1;
                         continue;
                     }
@@ -854,7 +1018,7 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
                     None => tally.unchanged += 1,
                 }
             }
-            job.progress.advance(&format!("load {kind}"), 1);
+            job.progress.advance(phase, 1);
             continue;
         }
         let outcomes: Vec<Vec<Outcome>> =
@@ -887,22 +1051,26 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
         }
         flags.extend(env.flags.lock().unwrap().drain(..));
         if !flags.is_empty() {
-            put_json(job, &keys::flags(&format!("load-{kind}"), key), &flags).await?;
+            put_json(job, &keys::flags(phase, key), &flags).await?;
         }
         job.checkpoints
             .put(&Checkpoint {
-                phase: format!("load-{kind}"),
+                phase: phase.to_string(),
                 partition: key.clone(),
                 cursor: None,
                 done: true,
                 updated_at: now_iso(),
             })
             .await?;
-        job.progress.advance(&format!("load {kind}"), 1);
+        job.progress.advance(phase, 1);
     }
     let scoping: Option<Scoping> = get_json(job, keys::SCOPING).await?;
     let before = scoping.and_then(|s| s.destination_baseline.get(kind.as_str()).copied());
-    let now = job.dest.count(kind).await?;
+    let now = if full {
+        job.dest.count(kind).await?
+    } else {
+        None
+    };
     let counts = job.crosswalk.counts(kind).await?;
     let mut rec = Reconciliation {
         kind: Some(kind),
@@ -929,6 +1097,7 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
         ));
     }
     if let (Some(b), Some(n)) = (before, now) {
+        // Records removed by a rollback are gone from the destination too.
         let migrated = counts.get("created").copied().unwrap_or(0);
         if n != b + migrated {
             rec.unexplained.push(format!(
@@ -937,9 +1106,14 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
         }
     }
     rec.passed = rec.unexplained.is_empty();
-    put_json(job, &keys::reconciliation(kind), &rec).await?;
+    let report_key = if full {
+        keys::reconciliation(kind)
+    } else {
+        format!("reports/{phase}.json")
+    };
+    put_json(job, &report_key, &rec).await?;
     job.progress.finish(
-        &format!("load {kind}"),
+        phase,
         &format!("{} created, {} failed", rec.created, rec.failed),
     );
     if !rec.passed && job.settings.strict_gates {
@@ -988,16 +1162,9 @@ fn group_work(kind: ObjectKind, work: Vec<Work>) -> Vec<Vec<Work>> {
     out
 }
 
-fn in_selection(record: &CanonicalRecord, selected: &BTreeSet<String>, sel: &Selection) -> bool {
-    match record {
-        CanonicalRecord::Ticket(t) => selected.contains(&t.source_id),
-        CanonicalRecord::Activity(a) => selected.contains(&a.ticket),
-        CanonicalRecord::Task(t) => match &t.ticket {
-            Some(p) => selected.contains(p),
-            None => sel.only_tickets.is_empty(),
-        },
-        CanonicalRecord::Account(_) | CanonicalRecord::Contact(_) => true,
-    }
+/// The destination context a record of `kind` is written with (agents, custom fields, departments).
+pub async fn load_context_for(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
+    load_context(job, kind).await
 }
 
 async fn load_context(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
@@ -1131,6 +1298,7 @@ impl LoadEnv<'_> {
             }
         }
         self.fit_lengths(&mut record);
+        self.check_inline_images(&record);
         let record = &record;
         let hash = crate::util::sha256_hex(
             format!(
@@ -1181,10 +1349,19 @@ impl LoadEnv<'_> {
         let mut attempts = 0;
         let mut renamed = record.clone();
         let mut record = record;
+        let mut status = LinkStatus::Created;
         let dest_id = loop {
             attempts += 1;
             match job.dest.create(record, &ctx).await {
-                Ok(d) => break d,
+                Ok(c) => {
+                    if c.matched_existing {
+                        status = LinkStatus::Existing;
+                    }
+                    for (code, message) in c.flags {
+                        self.flag(&id, &code, message);
+                    }
+                    break c.id;
+                }
                 Err(Error::Transport {
                     ambiguous: true, ..
                 })
@@ -1222,10 +1399,12 @@ impl LoadEnv<'_> {
             }
         };
         job.crosswalk
-            .put_batch(&[self.link(&id, Some(dest_id.clone()), LinkStatus::Created, &hash)])
+            .put_batch(&[self.link(&id, Some(dest_id.clone()), status, &hash)])
             .await?;
-        self.audit(AuditOp::Create, &id, Some(&dest_id), &hash)
-            .await?;
+        if status == LinkStatus::Created {
+            self.audit(AuditOp::Create, &id, Some(&dest_id), &hash)
+                .await?;
+        }
         Ok(Outcome::Created)
     }
 
@@ -1236,6 +1415,35 @@ impl LoadEnv<'_> {
             code: code.to_string(),
             message,
         });
+    }
+
+    /// Inline images are never fetched off the source's hosts: each one elsewhere is reported.
+    fn check_inline_images(&self, record: &CanonicalRecord) {
+        let html = match record {
+            CanonicalRecord::Ticket(t) => t.description_html.as_deref(),
+            CanonicalRecord::Activity(a) => Some(a.body_html.as_str()),
+            _ => None,
+        };
+        let Some(html) = html.filter(|h| h.contains("<img") || h.contains("<IMG")) else {
+            return;
+        };
+        for src in inline_image_sources(html) {
+            let verdict = if src.starts_with("cid:") {
+                Err("a cid: reference to a part of the original e-mail, which the source does not serve".to_string())
+            } else if src.starts_with("data:") {
+                Ok(())
+            } else {
+                self.job.source.may_fetch(&src)
+            };
+            if let Err(reason) = verdict {
+                let shown: String = src.chars().take(200).collect();
+                self.flag(
+                    record.source_id(),
+                    "inline_image_refused",
+                    format!("inline image {shown} not fetched: {reason}"),
+                );
+            }
+        }
     }
 
     /// Shortens values over the destination's limits, keeping the full text where it fits.
@@ -1314,6 +1522,16 @@ impl LoadEnv<'_> {
 }
 
 /// A short, groupable reason for a failure (the full error stays in the failed record).
+/// The `src` of every `<img>` in an HTML fragment (parsed, so malformed markup is handled).
+pub fn inline_image_sources(html: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_fragment(html);
+    let sel = scraper::Selector::parse("img[src]").expect("static selector");
+    doc.select(&sel)
+        .filter_map(|e| e.value().attr("src"))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -1739,7 +1957,11 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
                     .push(format!("{kind} {} (destination {dest_id})", raw.id));
                 continue;
             };
-            let expected = expected_fields(&tr.record, &ctx);
+            let info = job.describe().await?;
+            let expected: BTreeMap<String, String> = expected_fields(&tr.record, &ctx)
+                .into_iter()
+                .filter(|(f, _)| info.supports(kind, f))
+                .collect();
             let mut ok = true;
             for (field, exp) in expected {
                 let got = found.get(&field).cloned().unwrap_or_default();
@@ -1765,9 +1987,10 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
 }
 
 /// Equal after the normalisation destinations apply (trimmed, numbers by value, dates by day).
-fn same_value(expected: &str, found: &str) -> bool {
+pub fn same_value(expected: &str, found: &str) -> bool {
     let (e, f) = (expected.trim(), found.trim());
-    if e == f {
+    // Addresses and enumerations compare without case (e-mail is case-insensitive).
+    if e == f || (e.contains('@') && e.eq_ignore_ascii_case(f)) {
         return true;
     }
     if let (Ok(a), Ok(b)) = (e.parse::<f64>(), f.parse::<f64>()) {
@@ -1801,6 +2024,283 @@ pub async fn flags(job: &Job) -> Result<Vec<Flag>> {
     let mut out = Vec::new();
     for key in job.stage.list("flags/").await? {
         out.extend(get_json::<Vec<Flag>>(job, &key).await?.unwrap_or_default());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{CollectionMap, FieldMapping, Target};
+
+    fn ticket_map() -> FieldMap {
+        let f = |source: &str, target: &str| FieldMapping {
+            source: source.into(),
+            label: source.into(),
+            source_type: FieldType::Text,
+            target: Target::Standard {
+                field: target.into(),
+            },
+            confidence: 1.0,
+            reason: String::new(),
+            samples: vec![],
+            options: vec![],
+            value_map: Default::default(),
+        };
+        FieldMap {
+            source_platform: "test".into(),
+            destination_platform: "test".into(),
+            collections: vec![CollectionMap {
+                collection: "Tickets".into(),
+                kind: ObjectKind::Ticket,
+                confidence: 1.0,
+                reason: String::new(),
+                fields: vec![
+                    f("subject", "subject"),
+                    f("state", "status"),
+                    f("junk", "spam"),
+                ],
+            }],
+        }
+    }
+
+    fn raw(id: &str, state: &str, spam: &str) -> RawRecord {
+        let mut fields = serde_json::Map::new();
+        fields.insert("state".into(), state.into());
+        fields.insert("junk".into(), spam.into());
+        RawRecord {
+            collection: "Tickets".into(),
+            id: id.into(),
+            fields,
+            attachments: vec![],
+            created_at: None,
+            modified_at: None,
+            cursor_value: None,
+        }
+    }
+
+    fn ticket(subject: &str, created: &str, department: &str) -> Ticket {
+        Ticket {
+            subject: subject.into(),
+            created_at: Some(created.into()),
+            department: Some(department.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn selection_filters_by_date_department_status_spam_and_test_records() {
+        let map = ticket_map();
+        let all = Selection::default();
+        assert!(ticket_selected(
+            &all,
+            &map,
+            &raw("1", "Open", "0"),
+            &ticket("Printer down", "2024-05-01T10:00:00.000Z", "Support")
+        ));
+        assert!(
+            !ticket_selected(
+                &all,
+                &map,
+                &raw("2", "Open", "1"),
+                &ticket("Win a prize", "2024-05-01T10:00:00.000Z", "Support")
+            ),
+            "spam excluded"
+        );
+        assert!(
+            !ticket_selected(
+                &all,
+                &map,
+                &raw("3", "Open", "0"),
+                &ticket("[TEST] ignore", "2024-05-01T10:00:00.000Z", "Support")
+            ),
+            "test records excluded"
+        );
+        let keep_spam = Selection {
+            exclude_spam: false,
+            ..Selection::default()
+        };
+        assert!(ticket_selected(
+            &keep_spam,
+            &map,
+            &raw("2", "Open", "1"),
+            &ticket("Win a prize", "2024-05-01T10:00:00.000Z", "Support")
+        ));
+        let range = Selection {
+            created_from: Some("2024-01-01".into()),
+            created_to: Some("2024-03-31".into()),
+            ..Selection::default()
+        };
+        assert!(
+            ticket_selected(
+                &range,
+                &map,
+                &raw("4", "Open", "0"),
+                &ticket("a", "2024-03-31T23:00:00.000Z", "Support")
+            ),
+            "the end date is inclusive"
+        );
+        assert!(!ticket_selected(
+            &range,
+            &map,
+            &raw("5", "Open", "0"),
+            &ticket("a", "2024-04-01T00:00:00.000Z", "Support")
+        ));
+        assert!(!ticket_selected(
+            &range,
+            &map,
+            &raw("6", "Open", "0"),
+            &ticket("a", "2023-12-31T23:59:59.000Z", "Support")
+        ));
+        let dept = Selection {
+            departments: vec!["Billing".into()],
+            ..Selection::default()
+        };
+        assert!(!ticket_selected(
+            &dept,
+            &map,
+            &raw("7", "Open", "0"),
+            &ticket("a", "2024-05-01T10:00:00.000Z", "Support")
+        ));
+        assert!(ticket_selected(
+            &dept,
+            &map,
+            &raw("8", "Open", "0"),
+            &ticket("a", "2024-05-01T10:00:00.000Z", "Billing")
+        ));
+        let status = Selection {
+            statuses: vec!["Closed".into()],
+            ..Selection::default()
+        };
+        assert!(!ticket_selected(
+            &status,
+            &map,
+            &raw("9", "Open", "0"),
+            &ticket("a", "2024-05-01T10:00:00.000Z", "Support")
+        ));
+        assert!(ticket_selected(
+            &status,
+            &map,
+            &raw("10", "Closed", "0"),
+            &ticket("a", "2024-05-01T10:00:00.000Z", "Support")
+        ));
+    }
+
+    #[test]
+    fn inline_images_are_found_in_malformed_html() {
+        let html = r#"<p>see <img src="https://a.example/x.png"><b>bold <img alt=x src='cid:part1'></td><IMG SRC="http://169.254.169.254/"></p>"#;
+        assert_eq!(
+            inline_image_sources(html),
+            vec![
+                "https://a.example/x.png",
+                "cid:part1",
+                "http://169.254.169.254/"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_compare_as_destinations_store_them() {
+        assert!(same_value("Jane@Example.com", "jane@example.com"));
+        assert!(same_value("12", "12.0"));
+        assert!(same_value("2024-05-01", "2024-05-01T00:00:00.000Z"));
+        assert!(same_value("a;b", "b;a"));
+        assert!(!same_value("Open", "Closed"));
+        assert!(!same_value("Subject", "subject"), "text keeps its case");
+    }
+}
+
+/// A representative sample of `n` tickets: spread over status, department and age, with tickets
+/// that carry attachments, inline images and custom field values taken first. Deterministic.
+pub async fn pick_sample(job: &Job, n: usize) -> Result<Vec<String>> {
+    let map = approved_map(job).await?;
+    let Some(cm) = map.for_kind(ObjectKind::Ticket) else {
+        return Ok(vec![]);
+    };
+    let t = Transformer::new(&map, BTreeMap::new(), job.source_zone.clone());
+    let all_selected = Selection {
+        only_tickets: vec![],
+        ..job.settings.selection.clone()
+    };
+    let mut with_images: BTreeSet<String> = BTreeSet::new();
+    if let Some(acm) = map.for_kind(ObjectKind::Activity) {
+        let tf = acm.standard("ticket").map(|f| f.source.clone());
+        let bf = acm.standard("body").map(|f| f.source.clone());
+        for raw in staged_records(job, &acm.collection).await? {
+            let body = bf
+                .as_ref()
+                .and_then(|f| raw.fields.get(f))
+                .map(value_text)
+                .unwrap_or_default();
+            if body.contains("<img")
+                && let Some(tid) = tf.as_ref().and_then(|f| raw.fields.get(f)).map(value_text)
+            {
+                with_images.insert(tid);
+            }
+        }
+    }
+    let mut groups: BTreeMap<(String, String, String), Vec<(u8, String)>> = BTreeMap::new();
+    for raw in staged_records(job, &cm.collection).await? {
+        let Ok(Transformed {
+            record: CanonicalRecord::Ticket(tk),
+            ..
+        }) = t.transform(ObjectKind::Ticket, &raw)
+        else {
+            continue;
+        };
+        if !ticket_selected(&all_selected, &map, &raw, &tk) {
+            continue;
+        }
+        let year = tk
+            .created_at
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(4)
+            .collect::<String>();
+        let key = (
+            tk.status.clone().unwrap_or_default(),
+            tk.department.clone().unwrap_or_default(),
+            year,
+        );
+        // Lower rank first: tickets showing more of what must survive a migration.
+        let mut rank = 3u8;
+        if !raw.attachments.is_empty() {
+            rank -= 1;
+        }
+        if with_images.contains(&raw.id)
+            || tk
+                .description_html
+                .as_deref()
+                .is_some_and(|d| d.contains("<img"))
+        {
+            rank -= 1;
+        }
+        if !tk.custom.is_empty() {
+            rank -= 1;
+        }
+        groups.entry(key).or_default().push((rank, raw.id.clone()));
+    }
+    for g in groups.values_mut() {
+        g.sort();
+    }
+    let mut out = Vec::new();
+    let mut round = 0;
+    while out.len() < n {
+        let mut took = false;
+        for g in groups.values() {
+            if let Some((_, id)) = g.get(round) {
+                out.push(id.clone());
+                took = true;
+                if out.len() == n {
+                    break;
+                }
+            }
+        }
+        if !took {
+            break;
+        }
+        round += 1;
     }
     Ok(out)
 }

@@ -41,6 +41,8 @@ pub trait Source: Send + Sync {
     async fn read_page(&self, collection: &str, request: &PageRequest) -> Result<RawPage>;
     /// Downloads an attachment binary; refuses URLs off the source's configured hosts.
     async fn download(&self, attachment: &AttachmentRef) -> Result<Bytes>;
+    /// Whether `url` may be fetched (on the source's configured hosts); the reason if not.
+    fn may_fetch(&self, url: &str) -> std::result::Result<(), String>;
     /// The source's now, in its cursor format (the delta signpost).
     async fn cursor_now(&self) -> Result<String>;
 }
@@ -106,6 +108,23 @@ pub struct DestinationInfo {
     /// Longest accepted value, in characters, keyed `kind.field` (e.g. `account.name`).
     #[serde(default)]
     pub max_lengths: BTreeMap<String, usize>,
+    /// Canonical fields the destination has no place for, as `kind.field` or `kind.custom.*`:
+    /// they stay in the staged payloads and the migration package, and validation skips them.
+    #[serde(default)]
+    pub unsupported_fields: Vec<String>,
+}
+
+impl DestinationInfo {
+    pub fn supports(&self, kind: ObjectKind, field: &str) -> bool {
+        let key = format!("{kind}.{field}");
+        !self
+            .unsupported_fields
+            .iter()
+            .any(|u| match u.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => *u == key,
+            })
+    }
 }
 
 /// Everything a destination needs to write one record, resolved by the phase.
@@ -122,6 +141,27 @@ pub struct LoadContext {
     pub source_platform: String,
 }
 
+/// What a create did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Created {
+    pub id: String,
+    /// The destination already had this record (matched by its natural key): it is linked, and a
+    /// rollback never deletes it.
+    pub matched_existing: bool,
+    /// (code, message) pairs a person should see.
+    pub flags: Vec<(String, String)>,
+}
+
+impl From<String> for Created {
+    fn from(id: String) -> Self {
+        Created {
+            id,
+            matched_existing: false,
+            flags: vec![],
+        }
+    }
+}
+
 /// Counts per kind as the destination reports them (None when it cannot count cheaply).
 #[async_trait]
 pub trait Destination: Send + Sync {
@@ -129,8 +169,9 @@ pub trait Destination: Send + Sync {
     async fn describe(&self) -> Result<DestinationInfo>;
     /// Creates the field, or returns the existing one with the same label and kind.
     async fn ensure_custom_field(&self, spec: &CustomFieldSpec) -> Result<DestField>;
-    /// Creates the record; returns its destination id.
-    async fn create(&self, record: &CanonicalRecord, ctx: &LoadContext) -> Result<String>;
+    /// Creates the record (or, where the destination identifies records by a natural key such as a
+    /// customer's e-mail, matches the one that exists); returns what it did.
+    async fn create(&self, record: &CanonicalRecord, ctx: &LoadContext) -> Result<Created>;
     async fn update(
         &self,
         dest_id: &str,
@@ -174,6 +215,14 @@ pub trait Destination: Send + Sync {
     async fn count(&self, kind: ObjectKind) -> Result<Option<u64>>;
     /// Credits/calls spent so far by this client.
     fn spend(&self) -> Spend;
+    /// The source's agents, for destinations that carry them themselves (an import package).
+    async fn prepare_agents(&self, _agents: &[crate::model::Agent]) -> Result<()> {
+        Ok(())
+    }
+    /// Called when a run has written everything (an import package closes its files).
+    async fn finish(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

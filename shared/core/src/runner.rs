@@ -13,6 +13,8 @@ pub struct RunOptions {
     pub auto_approve: Option<String>,
     /// Propose a map even if one exists (a person's edited map is otherwise kept).
     pub repropose: bool,
+    /// Migrate a representative sample of this many tickets (with what they need), validated in full.
+    pub sample: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -26,7 +28,12 @@ pub struct RunSummary {
 
 pub async fn run_flow(job: &Job, opts: &RunOptions) -> Result<RunSummary> {
     let mut summary = RunSummary::default();
+    let mut job = job.clone();
+    let job = &mut job;
     for step in FLOW {
+        if opts.sample.is_some() && step.phase == Phase::Load(crate::model::ObjectKind::Account) {
+            choose_sample(job, opts.sample.unwrap_or(0)).await?;
+        }
         let name = step.phase.name();
         let done = job
             .checkpoints
@@ -86,5 +93,25 @@ pub async fn run_flow(job: &Job, opts: &RunOptions) -> Result<RunSummary> {
             .await?;
         summary.phases.push(name);
     }
+    job.dest.finish().await?;
     Ok(summary)
+}
+
+/// Narrows the job to a sample, chosen once and kept in the stage so a resumed sample run
+/// migrates the same tickets.
+async fn choose_sample(job: &mut Job, n: usize) -> Result<()> {
+    let key = "sample/tickets.json";
+    let ids: Vec<String> = match job.stage.get(key).await? {
+        Some(b) => serde_json::from_slice(&b)?,
+        None => {
+            let ids = phases::pick_sample(job, n).await?;
+            job.stage
+                .put(key, bytes::Bytes::from(serde_json::to_vec_pretty(&ids)?))
+                .await?;
+            ids
+        }
+    };
+    job.settings.selection.only_tickets = ids;
+    job.settings.validation_all = true;
+    Ok(())
 }

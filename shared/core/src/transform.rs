@@ -179,7 +179,10 @@ impl<'a> Transformer<'a> {
                     channel: v.mapped("channel"),
                     due_date: v.text("due_date").map(|d| d.chars().take(10).collect()),
                     category: v.text("category"),
+                    sub_category: v.text("sub_category"),
+                    product: v.text("product"),
                     tags: v.list("tags"),
+                    related_tickets: v.list("related_tickets"),
                     created_at: raw.created_at.clone(),
                     modified_at: raw.modified_at.clone(),
                     created_by: raw
@@ -229,7 +232,11 @@ impl<'a> Transformer<'a> {
                     },
                     _ => ActivityKind::Note,
                 };
-                let public = matches!(activity_kind, ActivityKind::Email { .. });
+                // A source that says who may see an activity is followed; otherwise emails are public.
+                let public = match v.text("public") {
+                    Some(p) => truthy(&p) || p.eq_ignore_ascii_case("public"),
+                    None => matches!(activity_kind, ActivityKind::Email { .. }),
+                };
                 CanonicalRecord::Activity(Activity {
                     source_id: raw.id.clone(),
                     ticket,

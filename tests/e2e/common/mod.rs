@@ -20,6 +20,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(opts: SandboxOptions, settings: &str) -> Harness {
+        Harness::start_mode(opts, settings, "mode = \"rest\"").await
+    }
+
+    /// `mode` is the destination's mode line(s), e.g. `mode = "import-package"`.
+    pub async fn start_mode(opts: SandboxOptions, settings: &str, mode: &str) -> Harness {
         let sb = start_all(&opts).await.expect("sandboxes start");
         let dir = tempfile::tempdir().expect("temp dir");
         let info = sb.info();
@@ -36,7 +41,7 @@ timezone = "{}"
 
 [destination]
 platform = "zohodesk"
-mode = "rest"
+{mode}
 api_base = "{}"
 accounts_base = "{}"
 org_id = "{}"
@@ -241,7 +246,14 @@ pub fn comments_by_ticket(zoho: &Value) -> BTreeMap<String, Vec<(Option<String>,
             .map(str::to_string)
     };
     let mut out: BTreeMap<String, Vec<(Option<String>, Value)>> = BTreeMap::new();
-    let mut all = zoho["comments"].as_array().cloned().unwrap_or_default();
+    let trashed = trashed_tickets(zoho);
+    let mut all: Vec<Value> = zoho["comments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !trashed.contains(&text(&c["_ticketId"])))
+        .collect();
     all.sort_by_key(|c| {
         (
             text(&c["commentedTime"]),
@@ -256,7 +268,81 @@ pub fn comments_by_ticket(zoho: &Value) -> BTreeMap<String, Vec<(Option<String>,
     out
 }
 
+/// Tickets in the trash: their comments and attachments are gone with them.
+pub fn trashed_tickets(zoho: &Value) -> BTreeSet<String> {
+    zoho["tickets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t["isTrashed"].as_bool() == Some(true))
+        .map(|t| text(&t["id"]))
+        .collect()
+}
+
 pub fn md5_hex(bytes: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(bytes))
+}
+
+/// Every in-scope source record is in the destination exactly once; returns the Zoho dump.
+pub async fn assert_exactly_once(h: &Harness, src: &Source) -> Value {
+    let zoho = h.zoho().await;
+    let in_scope = src.tickets_in_scope();
+    let tickets = by_source_id(&zoho, "tickets");
+    for id in &in_scope {
+        let n = tickets.get(id).map_or(0, Vec::len);
+        assert_eq!(n, 1, "source ticket {id} is in Zoho Desk {n} times");
+    }
+    for id in tickets.keys() {
+        assert!(
+            in_scope.contains(id),
+            "Zoho Desk holds ticket {id}, which the selection excludes"
+        );
+    }
+    for (tab, kind) in [("Organizations", "accounts"), ("Contacts", "contacts")] {
+        let dest = by_source_id(&zoho, kind);
+        for r in src.records(tab) {
+            let id = Source::id(&r);
+            let n = dest.get(&id).map_or(0, Vec::len);
+            assert_eq!(n, 1, "source {tab} record {id} is in Zoho Desk {n} times");
+        }
+    }
+    let tasks = by_source_id(&zoho, "tasks");
+    let task_ticket = src.field("Tasks", "ticket");
+    for t in src.records("Tasks") {
+        let parent = text(&t[&task_ticket]);
+        let expected = if parent.is_empty() || parent == "0" {
+            1
+        } else {
+            usize::from(in_scope.contains(&parent))
+        };
+        let id = Source::id(&t);
+        assert_eq!(
+            tasks.get(&id).map_or(0, Vec::len),
+            expected,
+            "task {id} (ticket {parent:?})"
+        );
+    }
+    // Activities: one comment per activity of an in-scope ticket, never two.
+    let comments = comments_by_ticket(&zoho);
+    let mut seen = BTreeMap::new();
+    for list in comments.values() {
+        for (marker, _) in list {
+            if let Some(m) = marker {
+                *seen.entry(m.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    let act_ticket = src.field("Activities", "ticket");
+    for a in src.records("Activities") {
+        let id = Source::id(&a);
+        let expected = usize::from(in_scope.contains(&text(&a[&act_ticket])));
+        assert_eq!(
+            seen.get(&id).copied().unwrap_or(0),
+            expected,
+            "activity {id} as comments"
+        );
+    }
+    zoho
 }

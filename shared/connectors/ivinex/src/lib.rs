@@ -375,6 +375,10 @@ impl Source for IvinexSource {
         Ok(answer.body)
     }
 
+    fn may_fetch(&self, url: &str) -> std::result::Result<(), String> {
+        check_fetch_url(url, &self.allowed).map(|_| ())
+    }
+
     async fn cursor_now(&self) -> Result<String> {
         let now = deskshift_core::util::now_iso();
         utc_to_local(&now, &self.zone)

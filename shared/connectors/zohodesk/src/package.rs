@@ -318,6 +318,8 @@ struct State {
     agents: BTreeMap<String, AgentRow>,
     /// (module, ExtId, source attachment id) -> planned file name.
     planned: HashMap<(Module, String, String), String>,
+    /// Attachment paths handed out, including those whose bytes are still being written.
+    reserved: HashSet<PathBuf>,
     batch: usize,
     batch_bytes: u64,
     batch_files: usize,
@@ -398,6 +400,7 @@ impl ZohoImportPackage {
                 .collect(),
             agents: BTreeMap::new(),
             planned: HashMap::new(),
+            reserved: HashSet::new(),
             batch: 1,
             batch_bytes: 0,
             batch_files: 0,
@@ -1098,30 +1101,38 @@ impl Destination for ZohoImportPackage {
         })
     }
 
-    async fn create(&self, record: &CanonicalRecord, _ctx: &LoadContext) -> Result<String> {
-        let mut st = self.state.lock().unwrap();
-        let kind = record.kind();
-        let sid = record.source_id();
-        if Self::module_of_record(&st, kind, sid).is_some() {
-            return Err(Error::data(
-                kind,
-                sid,
-                "it is already in the import package (find_existing returns it)",
-            ));
+    async fn create(
+        &self,
+        record: &CanonicalRecord,
+        _ctx: &LoadContext,
+    ) -> Result<deskshift_core::ports::Created> {
+        let id: Result<String> = async {
+            let mut st = self.state.lock().unwrap();
+            let kind = record.kind();
+            let sid = record.source_id();
+            if Self::module_of_record(&st, kind, sid).is_some() {
+                return Err(Error::data(
+                    kind,
+                    sid,
+                    "it is already in the import package (find_existing returns it)",
+                ));
+            }
+            let (module, row) = match record {
+                CanonicalRecord::Account(a) => (Module::Accounts, Self::account_row(&mut st, a)),
+                CanonicalRecord::Contact(c) => (Module::Contacts, Self::contact_row(&mut st, c)?),
+                CanonicalRecord::Ticket(t) => (Module::Tickets, Self::ticket_row(&mut st, t)?),
+                CanonicalRecord::Activity(a) => Self::activity_row(&mut st, a)?,
+                CanonicalRecord::Task(t) => (Module::Tasks, Self::task_row(&mut st, t)?),
+            };
+            self.write_row(&mut st, module, sid, row)
+                .map_err(|e| match e {
+                    Error::Data { message, .. } => Error::data(kind, sid, message),
+                    other => other,
+                })?;
+            Ok(sid.to_string())
         }
-        let (module, row) = match record {
-            CanonicalRecord::Account(a) => (Module::Accounts, Self::account_row(&mut st, a)),
-            CanonicalRecord::Contact(c) => (Module::Contacts, Self::contact_row(&mut st, c)?),
-            CanonicalRecord::Ticket(t) => (Module::Tickets, Self::ticket_row(&mut st, t)?),
-            CanonicalRecord::Activity(a) => Self::activity_row(&mut st, a)?,
-            CanonicalRecord::Task(t) => (Module::Tasks, Self::task_row(&mut st, t)?),
-        };
-        self.write_row(&mut st, module, sid, row)
-            .map_err(|e| match e {
-                Error::Data { message, .. } => Error::data(kind, sid, message),
-                other => other,
-            })?;
-        Ok(sid.to_string())
+        .await;
+        id.map(Into::into)
     }
 
     async fn update(
@@ -1198,14 +1209,21 @@ impl Destination for ZohoImportPackage {
                 .planned
                 .get(&key)
                 .cloned()
-                .unwrap_or_else(|| safe_file_name(&attachment.file_name));
+                // Files of other records attached here (an activity's on its ticket) carry a short
+                // id so they never take the name a row of this record lists.
+                .unwrap_or_else(|| {
+                    let tag = &deskshift_core::util::sha256_hex(attachment.id.as_bytes())[..8];
+                    format!("{tag}-{}", safe_file_name(&attachment.file_name))
+                });
             let mut name = base.clone();
             let mut n = 2;
-            // A file of that name from another attachment (e.g. an earlier run) is kept; this one gets a suffix.
-            while folder.join(&name).exists() {
+            // A file of that name from another attachment (an earlier run, or one being written right
+            // now by a concurrent upload) is kept; this one gets a suffix.
+            while folder.join(&name).exists() || st.reserved.contains(&folder.join(&name)) {
                 name = format!("{base} ({n})");
                 n += 1;
             }
+            st.reserved.insert(folder.join(&name));
             st.batch_bytes += size;
             st.batch_files += 1;
             let rel = format!(
@@ -1233,6 +1251,17 @@ impl Destination for ZohoImportPackage {
             Error::Store(format!("attachment write for {}: {e}", module.file_stem()))
         })??;
         Ok(rel)
+    }
+
+    async fn prepare_agents(&self, agents: &[Agent]) -> Result<()> {
+        for a in agents {
+            self.add_agent(a);
+        }
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<()> {
+        ZohoImportPackage::finish(self).map(|_| ())
     }
 
     async fn find_attachment(

@@ -1326,6 +1326,7 @@ impl Destination for ZohoDesk {
             allowed_values,
             calls_per_record,
             max_lengths: max_lengths(),
+            unsupported_fields: vec![],
         })
     }
 
@@ -1439,50 +1440,58 @@ impl Destination for ZohoDesk {
         unreachable!("the last attempt always returns")
     }
 
-    async fn create(&self, record: &CanonicalRecord, ctx: &LoadContext) -> Result<String> {
-        match record {
-            CanonicalRecord::Account(a) => {
-                let body = self.account_body(a, ctx).await?;
-                self.post_create(record, ctx, "POST /accounts", "/accounts", body, |id| id)
+    async fn create(
+        &self,
+        record: &CanonicalRecord,
+        ctx: &LoadContext,
+    ) -> Result<deskshift_core::ports::Created> {
+        let id: Result<String> = async {
+            match record {
+                CanonicalRecord::Account(a) => {
+                    let body = self.account_body(a, ctx).await?;
+                    self.post_create(record, ctx, "POST /accounts", "/accounts", body, |id| id)
+                        .await
+                }
+                CanonicalRecord::Contact(c) => {
+                    let body = self.contact_body(c, ctx).await?;
+                    self.post_create(record, ctx, "POST /contacts", "/contacts", body, |id| id)
+                        .await
+                }
+                CanonicalRecord::Ticket(t) => {
+                    let body = self.ticket_body(t, ctx, true).await?;
+                    self.post_create(record, ctx, "POST /tickets", "/tickets", body, |id| id)
+                        .await
+                }
+                CanonicalRecord::Activity(a) => {
+                    let ticket = self.resolved(
+                        ctx,
+                        ObjectKind::Activity,
+                        ObjectKind::Ticket,
+                        &a.source_id,
+                        &a.ticket,
+                    )?;
+                    digits(ObjectKind::Ticket, &ticket)?;
+                    let body = self.comment_body(a, ctx)?;
+                    let path = format!("/tickets/{ticket}/comments");
+                    self.post_create(
+                        record,
+                        ctx,
+                        "POST /tickets/{ticketId}/comments",
+                        &path,
+                        body,
+                        |c| format!("{ticket}:{c}"),
+                    )
                     .await
-            }
-            CanonicalRecord::Contact(c) => {
-                let body = self.contact_body(c, ctx).await?;
-                self.post_create(record, ctx, "POST /contacts", "/contacts", body, |id| id)
-                    .await
-            }
-            CanonicalRecord::Ticket(t) => {
-                let body = self.ticket_body(t, ctx, true).await?;
-                self.post_create(record, ctx, "POST /tickets", "/tickets", body, |id| id)
-                    .await
-            }
-            CanonicalRecord::Activity(a) => {
-                let ticket = self.resolved(
-                    ctx,
-                    ObjectKind::Activity,
-                    ObjectKind::Ticket,
-                    &a.source_id,
-                    &a.ticket,
-                )?;
-                digits(ObjectKind::Ticket, &ticket)?;
-                let body = self.comment_body(a, ctx)?;
-                let path = format!("/tickets/{ticket}/comments");
-                self.post_create(
-                    record,
-                    ctx,
-                    "POST /tickets/{ticketId}/comments",
-                    &path,
-                    body,
-                    |c| format!("{ticket}:{c}"),
-                )
-                .await
-            }
-            CanonicalRecord::Task(t) => {
-                let body = self.task_body(t, ctx).await?;
-                self.post_create(record, ctx, "POST /tasks", "/tasks", body, |id| id)
-                    .await
+                }
+                CanonicalRecord::Task(t) => {
+                    let body = self.task_body(t, ctx).await?;
+                    self.post_create(record, ctx, "POST /tasks", "/tasks", body, |id| id)
+                        .await
+                }
             }
         }
+        .await;
+        id.map(Into::into)
     }
 
     async fn update(
@@ -1753,6 +1762,9 @@ impl Destination for ZohoDesk {
                     ("due_date", "dueDate"),
                     ("channel", "channel"),
                     ("category", "category"),
+                    // Conversation size: rollback compares it with what the migration wrote.
+                    ("comment_count", "commentCount"),
+                    ("thread_count", "threadCount"),
                 ] {
                     put(&mut out, name, s(&v, key));
                 }

@@ -259,10 +259,10 @@ async fn every_kind_lands_and_reads_back() {
     }
 
     let acc = CanonicalRecord::Account(account("A1"));
-    let acc_id = dest.create(&acc, &c).await.unwrap();
+    let acc_id = dest.create(&acc, &c).await.unwrap().id;
     c.resolved.insert(ObjectKind::Account, "A1", acc_id.clone());
     let con = CanonicalRecord::Contact(contact("C1", Some("A1")));
-    let con_id = dest.create(&con, &c).await.unwrap();
+    let con_id = dest.create(&con, &c).await.unwrap().id;
     c.resolved.insert(ObjectKind::Contact, "C1", con_id.clone());
 
     let mut t = ticket("T1", Some("C1"));
@@ -281,21 +281,21 @@ async fn every_kind_lands_and_reads_back() {
         .map(|f| (f.label.clone(), f.clone()))
         .collect();
     let tic = CanonicalRecord::Ticket(t);
-    let tic_id = dest.create(&tic, &tc).await.unwrap();
+    let tic_id = dest.create(&tic, &tc).await.unwrap().id;
     c.resolved.insert(ObjectKind::Ticket, "T1", tic_id.clone());
     tc.resolved = c.resolved.clone();
 
     let orphan = CanonicalRecord::Ticket(ticket("T2", None));
-    let orphan_id = dest.create(&orphan, &c).await.unwrap();
+    let orphan_id = dest.create(&orphan, &c).await.unwrap().id;
 
     let mail = CanonicalRecord::Activity(email("E1", "T1", true));
-    let mail_id = dest.create(&mail, &c).await.unwrap();
+    let mail_id = dest.create(&mail, &c).await.unwrap().id;
     let ring = CanonicalRecord::Activity(call("K1", "T1"));
-    let ring_id = dest.create(&ring, &c).await.unwrap();
+    let ring_id = dest.create(&ring, &c).await.unwrap().id;
     let tsk = CanonicalRecord::Task(task("K9", Some("T1")));
-    let tsk_id = dest.create(&tsk, &c).await.unwrap();
+    let tsk_id = dest.create(&tsk, &c).await.unwrap().id;
     let lone = CanonicalRecord::Task(task("K10", None));
-    let lone_id = dest.create(&lone, &c).await.unwrap();
+    let lone_id = dest.create(&lone, &c).await.unwrap().id;
 
     // What the sandbox holds.
     let fields = records(&sb, "fields").await;
@@ -604,20 +604,20 @@ async fn find_existing_finds_records_by_source_id() {
         None,
         "nothing before the first create"
     );
-    let acc_id = dest.create(&acc, &c).await.unwrap();
+    let acc_id = dest.create(&acc, &c).await.unwrap().id;
     c.resolved.insert(ObjectKind::Account, "A7", acc_id.clone());
     let con = CanonicalRecord::Contact(contact("C7", Some("A7")));
-    let con_id = dest.create(&con, &c).await.unwrap();
+    let con_id = dest.create(&con, &c).await.unwrap().id;
     c.resolved.insert(ObjectKind::Contact, "C7", con_id.clone());
     let tic = CanonicalRecord::Ticket(ticket("T7", Some("C7")));
-    let tic_id = dest.create(&tic, &c).await.unwrap();
+    let tic_id = dest.create(&tic, &c).await.unwrap().id;
     c.resolved.insert(ObjectKind::Ticket, "T7", tic_id.clone());
     let note = CanonicalRecord::Activity(call("N7", "T7"));
-    let note_id = dest.create(&note, &c).await.unwrap();
+    let note_id = dest.create(&note, &c).await.unwrap().id;
     let tsk = CanonicalRecord::Task(task("K7", Some("T7")));
-    let tsk_id = dest.create(&tsk, &c).await.unwrap();
+    let tsk_id = dest.create(&tsk, &c).await.unwrap().id;
     let lone = CanonicalRecord::Task(task("K8", None));
-    let lone_id = dest.create(&lone, &c).await.unwrap();
+    let lone_id = dest.create(&lone, &c).await.unwrap().id;
 
     // A fresh client (as after a crash) finds them all.
     let fresh = ZohoDesk::new(dest_config(&sb)).unwrap();
@@ -665,7 +665,7 @@ async fn faults_are_retried_without_duplicates() {
     }
     let mut ids = Vec::new();
     for t in tasks {
-        ids.push(t.await.unwrap().expect("create survives the faults"));
+        ids.push(t.await.unwrap().expect("create survives the faults").id);
     }
     set_faults(&sb, json!({})).await;
     let faults = get_json(&sb, "/__sandbox/faults").await;

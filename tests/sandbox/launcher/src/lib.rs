@@ -148,3 +148,117 @@ impl Sandboxes {
         self.jira.stop().await;
     }
 }
+
+/// The second path's sandboxes: a generated Zoho Desk tenant as the source, and a Jira Service
+/// Management site prepared the way an admin would before the migration (one service project per
+/// Zoho department, the Zoho agents as Jira users).
+pub struct ZohoJsmSandboxes {
+    pub zoho: ZohoSandbox,
+    pub jira: JiraSandbox,
+}
+
+pub async fn start_zoho_jsm(opts: &SandboxOptions) -> anyhow::Result<ZohoJsmSandboxes> {
+    let zoho = sandbox_zohodesk::start(ZohoConfig {
+        port: opts.zoho_port,
+        edition: "Enterprise".into(),
+        default_org: false,
+        seed: Some(opts.seed),
+        tickets: opts.tickets,
+        faults: opts.faults.clone(),
+        ..Default::default()
+    })
+    .await?;
+    let records = |kind: &str| {
+        zoho.records(kind)
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let mut desks = Vec::new();
+    let mut keys_used = std::collections::BTreeSet::new();
+    for d in records("departments") {
+        let name = d
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("Support")
+            .to_string();
+        let mut key: String = name
+            .split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .collect::<String>()
+            .to_uppercase();
+        key.retain(|c| c.is_ascii_alphabetic());
+        if key.len() < 2 {
+            key = name
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic())
+                .take(3)
+                .collect::<String>()
+                .to_uppercase();
+        }
+        while !keys_used.insert(key.clone()) {
+            key.push('X');
+        }
+        desks.push(sandbox_jira::ServiceDeskConfig {
+            name,
+            project_key: key,
+            request_types: vec![],
+        });
+    }
+    let users = records("agents")
+        .iter()
+        .filter_map(|a| {
+            let email = a.get("emailId").and_then(Value::as_str)?.to_string();
+            let name = a
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or(&email)
+                .to_string();
+            Some(sandbox_jira::SeedUser {
+                account_id: None,
+                display_name: name,
+                email_address: Some(email),
+                account_type: None,
+            })
+        })
+        .collect();
+    let jira = sandbox_jira::start(JiraConfig {
+        port: opts.jira_port,
+        service_desks: if desks.is_empty() {
+            JiraConfig::default().service_desks
+        } else {
+            desks
+        },
+        seed: Some(sandbox_jira::SeedData {
+            users,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await?;
+    Ok(ZohoJsmSandboxes { zoho, jira })
+}
+
+impl ZohoJsmSandboxes {
+    pub fn info(&self) -> SandboxInfo {
+        let zc = self.zoho.config();
+        let jc = self.jira.config();
+        SandboxInfo {
+            ivinex: Value::Null,
+            zoho: json!({
+                "api_base": self.zoho.base_url(),
+                "accounts_base": self.zoho.base_url(),
+                "org_id": self.zoho.org_id(),
+                "client_id": zc.client_id,
+                "client_secret": zc.client_secret,
+                "refresh_token": zc.refresh_token,
+                "edition": zc.edition,
+            }),
+            jira: json!({"base_url": self.jira.base_url(), "email": jc.admin_email, "api_token": jc.admin_api_token}),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.zoho.stop().await;
+        self.jira.stop().await;
+    }
+}
