@@ -1,20 +1,13 @@
 //! Zoho Desk -> Jira Service Management, end to end: the `deskshift` binary against the Zoho Desk
 //! sandbox (a generated source tenant) and the JSM sandbox, decided by reading both.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::{BIN, text};
 use deskshift_sandbox::{SandboxOptions, ZohoJsmSandboxes, start_zoho_jsm};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_deskshift");
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 fn job_file(sb: &ZohoJsmSandboxes, dir: &std::path::Path) -> std::path::PathBuf {
     let info = sb.info();

@@ -4,32 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::model::{CanonicalRecord, ObjectKind, RawRecord};
 use crate::phases::{
-    self, AttachmentsReport, Batches, Reconciliation, approved_map, expected_fields, keys,
-    load_batches, staged_pages, staged_records, users,
+    self, AttachmentsReport, Batches, Reconciliation, approved_map, expected_fields, get_json,
+    keys, load_batches, put_json, staged_pages, staged_records, users,
 };
 use crate::ports::{AuditEntry, AuditOp, Checkpoint, Link, LinkStatus, PageRequest};
 use crate::transform::Transformer;
 use crate::util::now_iso;
-
-async fn put_json<T: Serialize>(job: &Job, key: &str, value: &T) -> Result<()> {
-    job.stage
-        .put(key, Bytes::from(serde_json::to_vec_pretty(value)?))
-        .await
-}
-
-async fn get_json<T: for<'de> Deserialize<'de>>(job: &Job, key: &str) -> Result<Option<T>> {
-    match job.stage.get(key).await? {
-        Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
-        None => Ok(None),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Failed records

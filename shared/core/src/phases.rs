@@ -57,13 +57,16 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
-async fn put_json<T: Serialize>(job: &Job, key: &str, value: &T) -> Result<()> {
+pub(crate) async fn put_json<T: Serialize>(job: &Job, key: &str, value: &T) -> Result<()> {
     job.stage
         .put(key, Bytes::from(serde_json::to_vec_pretty(value)?))
         .await
 }
 
-async fn get_json<T: for<'de> Deserialize<'de>>(job: &Job, key: &str) -> Result<Option<T>> {
+pub(crate) async fn get_json<T: for<'de> Deserialize<'de>>(
+    job: &Job,
+    key: &str,
+) -> Result<Option<T>> {
     match job.stage.get(key).await? {
         Some(b) => Ok(Some(serde_json::from_slice(&b)?)),
         None => Ok(None),

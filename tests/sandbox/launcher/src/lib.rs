@@ -125,20 +125,10 @@ pub fn prepare_zoho_org(
 impl Sandboxes {
     pub fn info(&self) -> SandboxInfo {
         let iv = self.ivinex.credentials();
-        let zc = self.zoho.config();
-        let jc = self.jira.config();
         SandboxInfo {
             ivinex: json!({"base_url": iv.base_url, "user": iv.user, "password": iv.password, "timezone": iv.timezone}),
-            zoho: json!({
-                "api_base": self.zoho.base_url(),
-                "accounts_base": self.zoho.base_url(),
-                "org_id": self.zoho.org_id(),
-                "client_id": zc.client_id,
-                "client_secret": zc.client_secret,
-                "refresh_token": zc.refresh_token,
-                "edition": zc.edition,
-            }),
-            jira: json!({"base_url": self.jira.base_url(), "email": jc.admin_email, "api_token": jc.admin_api_token}),
+            zoho: zoho_info(&self.zoho),
+            jira: jira_info(&self.jira),
         }
     }
 
@@ -240,20 +230,10 @@ pub async fn start_zoho_jsm(opts: &SandboxOptions) -> anyhow::Result<ZohoJsmSand
 
 impl ZohoJsmSandboxes {
     pub fn info(&self) -> SandboxInfo {
-        let zc = self.zoho.config();
-        let jc = self.jira.config();
         SandboxInfo {
             ivinex: Value::Null,
-            zoho: json!({
-                "api_base": self.zoho.base_url(),
-                "accounts_base": self.zoho.base_url(),
-                "org_id": self.zoho.org_id(),
-                "client_id": zc.client_id,
-                "client_secret": zc.client_secret,
-                "refresh_token": zc.refresh_token,
-                "edition": zc.edition,
-            }),
-            jira: json!({"base_url": self.jira.base_url(), "email": jc.admin_email, "api_token": jc.admin_api_token}),
+            zoho: zoho_info(&self.zoho),
+            jira: jira_info(&self.jira),
         }
     }
 
@@ -261,4 +241,22 @@ impl ZohoJsmSandboxes {
         self.zoho.stop().await;
         self.jira.stop().await;
     }
+}
+
+fn zoho_info(zoho: &ZohoSandbox) -> Value {
+    let c = zoho.config();
+    json!({
+        "api_base": zoho.base_url(),
+        "accounts_base": zoho.base_url(),
+        "org_id": zoho.org_id(),
+        "client_id": c.client_id,
+        "client_secret": c.client_secret,
+        "refresh_token": c.refresh_token,
+        "edition": c.edition,
+    })
+}
+
+fn jira_info(jira: &JiraSandbox) -> Value {
+    let c = jira.config();
+    json!({"base_url": jira.base_url(), "email": c.admin_email, "api_token": c.admin_api_token})
 }

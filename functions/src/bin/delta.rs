@@ -1,0 +1,16 @@
+//! Lambda function `deskshift-delta`: migrates what changed in the source since the last cursor (until cutover).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use deskshift_functions::{Clients, Event, Function, LambdaError, Output, Result, handlers, serve};
+
+async fn handler(clients: Arc<Clients>, event: Event, _deadline: SystemTime) -> Result<Output> {
+    let job = clients.job(&event.job).await?;
+    handlers::delta(&job).await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), LambdaError> {
+    serve(Function::Delta, handler).await
+}

@@ -1,0 +1,16 @@
+//! Lambda function `deskshift-rollback`: removes what the migration created.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use deskshift_functions::{Clients, Event, Function, LambdaError, Output, Result, handlers, serve};
+
+async fn handler(clients: Arc<Clients>, event: Event, _deadline: SystemTime) -> Result<Output> {
+    let job = clients.job(&event.job).await?;
+    handlers::rollback(&job, &event).await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), LambdaError> {
+    serve(Function::Rollback, handler).await
+}
