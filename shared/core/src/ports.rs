@@ -365,3 +365,72 @@ pub trait AuditLog: Send + Sync {
     async fn append(&self, entries: &[AuditEntry]) -> Result<()>;
     async fn entries(&self, after_seq: u64, limit: usize) -> Result<Vec<(u64, AuditEntry)>>;
 }
+
+/// The key rules every [`Stage`] applies, so that a job staged on one store is valid on another:
+/// relative paths separated by `/`, without `..`, `.`, empty segments, backslashes or NUL, and
+/// never a name reserved for writes in progress.
+pub mod stage_key {
+    use crate::error::{Error, Result};
+
+    /// Prefix of temporary names used while a write is in progress.
+    pub const TEMP_MARKER: &str = ".deskshift-tmp-";
+
+    /// The error a store gives for a key it refuses, naming the key and the rules.
+    pub fn key_error(key: &str, why: &str) -> Error {
+        Error::Store(format!(
+            "stage key '{key}' is not allowed: {why}; keys are relative paths separated by '/', without \
+             '..', '.', empty segments or backslashes"
+        ))
+    }
+
+    /// Checks the segments shared by keys and prefixes; `last_may_be_partial` allows a prefix to
+    /// end in an empty or partial segment.
+    fn validate_segments(key: &str, last_may_be_partial: bool) -> Result<()> {
+        if key.contains('\\') {
+            return Err(key_error(key, "it contains a backslash"));
+        }
+        if key.contains('\0') {
+            return Err(key_error(key, "it contains a NUL character"));
+        }
+        if key.starts_with('/') {
+            return Err(key_error(key, "it is an absolute path"));
+        }
+        let segments: Vec<&str> = key.split('/').collect();
+        let last = segments.len() - 1;
+        for (i, segment) in segments.iter().enumerate() {
+            if *segment == ".." {
+                return Err(key_error(key, "it contains '..'"));
+            }
+            if i == last && last_may_be_partial {
+                continue;
+            }
+            if segment.is_empty() {
+                return Err(key_error(key, "it has an empty segment"));
+            }
+            if *segment == "." {
+                return Err(key_error(key, "it contains a '.' segment"));
+            }
+            if segment.starts_with(TEMP_MARKER) {
+                return Err(key_error(
+                    key,
+                    "names starting with .deskshift-tmp- are reserved for writes in progress",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validate_key(key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(key_error(key, "it is empty"));
+        }
+        validate_segments(key, false)
+    }
+
+    pub fn validate_prefix(prefix: &str) -> Result<()> {
+        if prefix.is_empty() {
+            return Ok(());
+        }
+        validate_segments(prefix, true)
+    }
+}

@@ -17,7 +17,7 @@ use deskshift_core::{Error, Result};
 use crate::errors::sdk_error;
 
 /// Same reserved prefix as the file stage, so a key valid on one stage is valid on the other.
-const TEMP_MARKER: &str = ".deskshift-tmp-";
+use deskshift_core::ports::stage_key::{key_error, validate_key, validate_prefix};
 /// S3's limit on object key length, in UTF-8 bytes.
 const MAX_KEY_BYTES: usize = 1024;
 const SERVICE: &str = "S3";
@@ -241,64 +241,6 @@ impl Stage for S3Stage {
             .map_err(|e| self.err("DeleteObject", key, e))?;
         Ok(())
     }
-}
-
-fn key_error(key: &str, why: &str) -> Error {
-    Error::Store(format!(
-        "stage key '{key}' is not allowed: {why}; keys are relative paths separated by '/', without \
-         '..', '.', empty segments or backslashes"
-    ))
-}
-
-/// The file stage's key rules; `last_may_be_partial` lets a prefix end in an empty or partial
-/// segment.
-fn validate_segments(key: &str, last_may_be_partial: bool) -> Result<()> {
-    if key.contains('\\') {
-        return Err(key_error(key, "it contains a backslash"));
-    }
-    if key.contains('\0') {
-        return Err(key_error(key, "it contains a NUL character"));
-    }
-    if key.starts_with('/') {
-        return Err(key_error(key, "it is an absolute path"));
-    }
-    let segments: Vec<&str> = key.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
-        if *segment == ".." {
-            return Err(key_error(key, "it contains '..'"));
-        }
-        if i == last && last_may_be_partial {
-            continue;
-        }
-        if segment.is_empty() {
-            return Err(key_error(key, "it has an empty segment"));
-        }
-        if *segment == "." {
-            return Err(key_error(key, "it contains a '.' segment"));
-        }
-        if segment.starts_with(TEMP_MARKER) {
-            return Err(key_error(
-                key,
-                "names starting with .deskshift-tmp- are reserved for writes in progress",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(key_error(key, "it is empty"));
-    }
-    validate_segments(key, false)
-}
-
-fn validate_prefix(prefix: &str) -> Result<()> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    validate_segments(prefix, true)
 }
 
 /// Creates `bucket` in the client's region if it does not exist yet. For tests and local runs:

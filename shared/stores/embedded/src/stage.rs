@@ -15,7 +15,8 @@ use deskshift_core::{Error, Result};
 pub const STAGE_DIR: &str = "stage";
 
 /// File names starting with this are writes in progress (or left by a killed process): never keys.
-pub const TEMP_MARKER: &str = ".deskshift-tmp-";
+pub use deskshift_core::ports::stage_key::TEMP_MARKER;
+use deskshift_core::ports::stage_key::{validate_key, validate_prefix};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -99,64 +100,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
             "stage operation did not complete ({e}); resume the job to retry"
         ))
     })?
-}
-
-fn key_error(key: &str, why: &str) -> Error {
-    Error::Store(format!(
-        "stage key '{key}' is not allowed: {why}; keys are relative paths separated by '/', without \
-         '..', '.', empty segments or backslashes"
-    ))
-}
-
-/// Checks the segments shared by keys and prefixes; `last_may_be_partial` allows a prefix to end
-/// in an empty or partial segment.
-fn validate_segments(key: &str, last_may_be_partial: bool) -> Result<()> {
-    if key.contains('\\') {
-        return Err(key_error(key, "it contains a backslash"));
-    }
-    if key.contains('\0') {
-        return Err(key_error(key, "it contains a NUL character"));
-    }
-    if key.starts_with('/') {
-        return Err(key_error(key, "it is an absolute path"));
-    }
-    let segments: Vec<&str> = key.split('/').collect();
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
-        if *segment == ".." {
-            return Err(key_error(key, "it contains '..'"));
-        }
-        if i == last && last_may_be_partial {
-            continue;
-        }
-        if segment.is_empty() {
-            return Err(key_error(key, "it has an empty segment"));
-        }
-        if *segment == "." {
-            return Err(key_error(key, "it contains a '.' segment"));
-        }
-        if segment.starts_with(TEMP_MARKER) {
-            return Err(key_error(
-                key,
-                "names starting with .deskshift-tmp- are reserved for writes in progress",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn validate_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(key_error(key, "it is empty"));
-    }
-    validate_segments(key, false)
-}
-
-fn validate_prefix(prefix: &str) -> Result<()> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    validate_segments(prefix, true)
 }
 
 fn io_error(root: &Path, action: &str, key: &str, e: std::io::Error) -> Error {
