@@ -343,6 +343,55 @@ pub enum ActivityKind {
     Note,
 }
 
+impl ActivityKind {
+    /// What the activity was, in words, for provenance lines (e.g. `Call, disposition Voicemail,
+    /// duration 3m07s`).
+    pub fn describe(&self) -> String {
+        match self {
+            ActivityKind::Email {
+                inbound,
+                from,
+                to,
+                cc,
+                subject,
+            } => {
+                let mut s = if *inbound {
+                    "Inbound email".to_string()
+                } else {
+                    "Outbound email".to_string()
+                };
+                if let Some(f) = from {
+                    s.push_str(&format!(" from {f}"));
+                }
+                if !to.is_empty() {
+                    s.push_str(&format!(" to {}", to.join(", ")));
+                }
+                if !cc.is_empty() {
+                    s.push_str(&format!(", cc {}", cc.join(", ")));
+                }
+                if let Some(subj) = subject.as_deref().filter(|s| !s.is_empty()) {
+                    s.push_str(&format!(", subject \"{subj}\""));
+                }
+                s
+            }
+            ActivityKind::Call {
+                disposition,
+                duration_secs,
+            } => {
+                let mut s = "Call".to_string();
+                if let Some(d) = disposition {
+                    s.push_str(&format!(", disposition {d}"));
+                }
+                if let Some(secs) = duration_secs {
+                    s.push_str(&format!(", duration {}m{:02}s", secs / 60, secs % 60));
+                }
+                s
+            }
+            ActivityKind::Note => "Note".to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     pub source_id: String,

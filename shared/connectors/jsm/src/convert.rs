@@ -324,48 +324,7 @@ pub fn activity_line(
     author: &Option<Person>,
     at: Option<&str>,
 ) -> String {
-    let what = match kind {
-        ActivityKind::Email {
-            inbound,
-            from,
-            to,
-            cc,
-            subject,
-        } => {
-            let mut s = if *inbound {
-                "Inbound email".to_string()
-            } else {
-                "Outbound email".to_string()
-            };
-            if let Some(f) = from {
-                s.push_str(&format!(" from {f}"));
-            }
-            if !to.is_empty() {
-                s.push_str(&format!(" to {}", to.join(", ")));
-            }
-            if !cc.is_empty() {
-                s.push_str(&format!(", cc {}", cc.join(", ")));
-            }
-            if let Some(subj) = subject.as_deref().filter(|s| !s.is_empty()) {
-                s.push_str(&format!(", subject \"{subj}\""));
-            }
-            s
-        }
-        ActivityKind::Call {
-            disposition,
-            duration_secs,
-        } => {
-            let mut s = "Call".to_string();
-            if let Some(d) = disposition {
-                s.push_str(&format!(", disposition {d}"));
-            }
-            if let Some(secs) = duration_secs {
-                s.push_str(&format!(", duration {}m{:02}s", secs / 60, secs % 60));
-            }
-            s
-        }
-        ActivityKind::Note => "Note".to_string(),
-    };
+    let what = kind.describe();
     let when = at
         .map(readable_utc)
         .unwrap_or_else(|| "unknown time".to_string());

@@ -184,48 +184,7 @@ fn person(p: &Option<Person>) -> String {
 /// The visible first line of a migrated activity: kind, author, original time, addresses, and the marker.
 pub fn activity_provenance(platform: &str, activity: &Activity) -> String {
     let mark = marker(platform, activity_tag(&activity.kind), &activity.source_id);
-    let what = match &activity.kind {
-        ActivityKind::Email {
-            inbound,
-            from,
-            to,
-            cc,
-            subject,
-        } => {
-            let mut s = if *inbound {
-                "Inbound email".to_string()
-            } else {
-                "Outbound email".to_string()
-            };
-            if let Some(f) = from {
-                s.push_str(&format!(" from {f}"));
-            }
-            if !to.is_empty() {
-                s.push_str(&format!(" to {}", to.join(", ")));
-            }
-            if !cc.is_empty() {
-                s.push_str(&format!(", cc {}", cc.join(", ")));
-            }
-            if let Some(subj) = subject.as_deref().filter(|s| !s.is_empty()) {
-                s.push_str(&format!(", subject \"{subj}\""));
-            }
-            s
-        }
-        ActivityKind::Call {
-            disposition,
-            duration_secs,
-        } => {
-            let mut s = "Call".to_string();
-            if let Some(d) = disposition {
-                s.push_str(&format!(", disposition {d}"));
-            }
-            if let Some(secs) = duration_secs {
-                s.push_str(&format!(", duration {}m{:02}s", secs / 60, secs % 60));
-            }
-            s
-        }
-        ActivityKind::Note => "Note".to_string(),
-    };
+    let what = activity.kind.describe();
     let when = activity
         .created_at
         .as_deref()
