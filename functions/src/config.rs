@@ -1,5 +1,6 @@
 //! The job configuration object: `config/job.json` in the job's stage (S3), the AWS counterpart of
-//! the CLI's job file. Credentials are never in it: each names a Secrets Manager secret (and,
+//! the CLI's job file and of the same type ([`deskshift_jobspec::JobSpec`]), built by the same
+//! builder. Credentials are never in it: each names a Secrets Manager secret (and,
 //! for a JSON secret, the key inside it).
 //!
 //! ```json
@@ -14,13 +15,9 @@
 //! }
 //! ```
 
-use std::sync::Arc;
-
-use deskshift_core::job::Settings;
-use deskshift_core::ports::{Destination, Source, Stage};
+use deskshift_core::ports::Stage;
 use deskshift_core::util::Secret;
-use deskshift_ivinex::{IvinexConfig, IvinexSource};
-use deskshift_zohodesk::ZohoDeskConfig;
+use deskshift_jobspec::{Credentials, DestinationSpec, JobSpec, SourceSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, config_error};
@@ -30,7 +27,7 @@ pub const CONFIG_KEY: &str = "config/job.json";
 
 /// A credential in Secrets Manager: the secret's name or ARN, and the key in a JSON secret
 /// (None: the whole secret string).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub secret: String,
@@ -45,6 +42,11 @@ impl SecretRef {
         setting: &str,
         client: &aws_sdk_secretsmanager::Client,
     ) -> Result<Secret> {
+        if self.secret.is_empty() {
+            return Err(config_error(format!(
+                "{setting} is not set: name the Secrets Manager secret holding it ({{\"secret\": \"<name or ARN>\", \"key\": \"<key in a JSON secret>\"}})"
+            )));
+        }
         let answer = client
             .get_secret_value()
             .secret_id(&self.secret)
@@ -93,135 +95,42 @@ impl SecretRef {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "platform", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceConfig {
-    Ivinex {
-        base_url: String,
-        user: String,
-        password: SecretRef,
-        timezone: String,
-        #[serde(default)]
-        attachment_hosts: Vec<String>,
-        #[serde(default)]
-        max_concurrency: Option<usize>,
-    },
+/// Reads [`SecretRef`]s from Secrets Manager.
+pub struct SecretsManager(pub aws_sdk_secretsmanager::Client);
+
+#[async_trait::async_trait]
+impl Credentials<SecretRef> for SecretsManager {
+    async fn read(&self, setting: &str, reference: &SecretRef) -> anyhow::Result<Secret> {
+        reference
+            .read(setting, &self.0)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))
+    }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "platform", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DestinationConfig {
-    /// REST only on AWS: the import package is a local file set.
-    Zohodesk {
-        #[serde(default)]
-        dc: Option<String>,
-        #[serde(default)]
-        api_base: Option<String>,
-        #[serde(default)]
-        accounts_base: Option<String>,
-        org_id: String,
-        client_id: String,
-        client_secret: SecretRef,
-        refresh_token: SecretRef,
-        #[serde(default)]
-        concurrency_cap: Option<usize>,
-        #[serde(default)]
-        default_department: Option<String>,
-    },
+/// The job configuration: the same specification as the CLI's job file, credentials in
+/// Secrets Manager.
+pub type JobConfig = JobSpec<SecretRef>;
+pub type SourceConfig = SourceSpec<SecretRef>;
+pub type DestinationConfig = DestinationSpec<SecretRef>;
+
+/// Reads the job configuration from the job's stage.
+pub async fn read(stage: &dyn Stage, job: &str) -> Result<JobConfig> {
+    let bytes = stage.get(CONFIG_KEY).await?.ok_or_else(|| {
+        config_error(format!(
+            "job {job} has no configuration: upload it to {CONFIG_KEY} in the job's stage (s3://<staging bucket>/jobs/{job}/{CONFIG_KEY})"
+        ))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        config_error(format!(
+            "job {job}: {CONFIG_KEY} is not a valid job configuration: {e}"
+        ))
+    })
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobConfig {
-    pub source: SourceConfig,
-    pub destination: DestinationConfig,
-    #[serde(default)]
-    pub settings: Settings,
-}
-
-impl JobConfig {
-    pub async fn read(stage: &dyn Stage, job: &str) -> Result<JobConfig> {
-        let bytes = stage.get(CONFIG_KEY).await?.ok_or_else(|| {
-            config_error(format!(
-                "job {job} has no configuration: upload it to {CONFIG_KEY} in the job's stage (s3://<staging bucket>/jobs/{job}/{CONFIG_KEY})"
-            ))
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            config_error(format!(
-                "job {job}: {CONFIG_KEY} is not a valid job configuration: {e}"
-            ))
-        })
-    }
-
-    pub async fn write(&self, stage: &dyn Stage) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(deskshift_core::Error::from)?;
-        stage.put(CONFIG_KEY, bytes.into()).await?;
-        Ok(())
-    }
-
-    pub async fn source(
-        &self,
-        secrets: &aws_sdk_secretsmanager::Client,
-    ) -> Result<(Arc<dyn Source>, Option<jiff::tz::TimeZone>)> {
-        match &self.source {
-            SourceConfig::Ivinex {
-                base_url,
-                user,
-                password,
-                timezone,
-                attachment_hosts,
-                max_concurrency,
-            } => {
-                let src = IvinexSource::new(IvinexConfig {
-                    base_url: base_url.clone(),
-                    user: user.clone(),
-                    password: password.read("source.password", secrets).await?,
-                    timezone: timezone.clone(),
-                    page_size: self.settings.page_size,
-                    attachment_hosts: attachment_hosts.clone(),
-                    max_concurrency: max_concurrency.unwrap_or(8),
-                })?;
-                let zone = src.timezone().clone();
-                Ok((Arc::new(src), Some(zone)))
-            }
-        }
-    }
-
-    pub async fn destination(
-        &self,
-        secrets: &aws_sdk_secretsmanager::Client,
-    ) -> Result<Arc<dyn Destination>> {
-        match &self.destination {
-            DestinationConfig::Zohodesk {
-                dc,
-                api_base,
-                accounts_base,
-                org_id,
-                client_id,
-                client_secret,
-                refresh_token,
-                concurrency_cap,
-                default_department,
-            } => {
-                let mut cfg = ZohoDeskConfig::for_dc(dc.as_deref().unwrap_or("com"))?;
-                if let Some(a) = api_base {
-                    cfg.api_base = a.clone();
-                }
-                if let Some(a) = accounts_base {
-                    cfg.accounts_base = a.clone();
-                }
-                cfg.org_id = org_id.clone();
-                cfg.client_id = client_id.clone();
-                cfg.client_secret = client_secret
-                    .read("destination.client_secret", secrets)
-                    .await?;
-                cfg.refresh_token = refresh_token
-                    .read("destination.refresh_token", secrets)
-                    .await?;
-                cfg.concurrency_cap = *concurrency_cap;
-                cfg.default_department = default_department.clone();
-                Ok(Arc::new(crate::lazy::LazyZohoDesk::new(cfg)))
-            }
-        }
-    }
+/// Writes the job configuration into the job's stage.
+pub async fn write(config: &JobConfig, stage: &dyn Stage) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(config).map_err(deskshift_core::Error::from)?;
+    stage.put(CONFIG_KEY, bytes.into()).await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! resume rule: a finished phase (checkpoint `flow/<phase>`) is skipped, except loads,
 //! attachments, validation and approval, which are resumable by themselves.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use deskshift_core::flow::Phase;
@@ -231,9 +232,61 @@ async fn pin_load_selection(job: &Job, kind: ObjectKind) -> Result<()> {
     Ok(())
 }
 
-/// The partitions of a fanned-out phase: staged page keys for a load (one `all` partition for
-/// activities, written per ticket thread, and for attachments, not partitioned by the library
-/// yet). Written as a manifest for the Distributed Map and returned for the inline one.
+/// Where the activity partitions are staged: whole ticket threads, about
+/// [`ACTIVITY_PARTITION_PAGES`] staged pages' worth of activities each, in staged order.
+pub const ACTIVITY_PARTITIONS: &str = "partitions/load-activity/";
+/// Staged pages' worth of activities per partition (a partition is one Lambda invocation).
+pub const ACTIVITY_PARTITION_PAGES: usize = 4;
+
+/// Splits the staged activities into partitions of whole tickets (a thread is written in order
+/// by one invocation), each about `ACTIVITY_PARTITION_PAGES` pages, tickets in staged order: a
+/// partition's load reads only its own records.
+async fn activity_partitions(
+    job: &Job,
+    cm: &deskshift_core::mapping::CollectionMap,
+) -> Result<Vec<String>> {
+    let target = (job.settings.page_size.max(1) as usize) * ACTIVITY_PARTITION_PAGES;
+    let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
+    let mut order: Vec<String> = Vec::new();
+    let mut threads: std::collections::HashMap<String, Vec<deskshift_core::model::RawRecord>> =
+        Default::default();
+    for raw in phases::staged_records(job, &cm.collection).await? {
+        let ticket = ticket_field
+            .as_ref()
+            .and_then(|f| raw.fields.get(f))
+            .map(deskshift_core::transform::value_text)
+            .unwrap_or_default();
+        let thread = threads.entry(ticket.clone()).or_insert_with(|| {
+            order.push(ticket.clone());
+            Vec::new()
+        });
+        thread.push(raw);
+    }
+    let mut parts: Vec<Vec<deskshift_core::model::RawRecord>> = vec![];
+    let mut current = Vec::new();
+    for ticket in order {
+        if current.len() >= target {
+            parts.push(std::mem::take(&mut current));
+        }
+        current.extend(threads.remove(&ticket).unwrap_or_default());
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    let mut keys = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let key = format!("{ACTIVITY_PARTITIONS}{:06}.json", i + 1);
+        job.stage
+            .put(&key, serde_json::to_vec(part).map_err(Error::from)?.into())
+            .await?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The partitions of a fanned-out phase: staged page keys for a load, activity partitions of
+/// whole tickets for activities, attachment partitions of records with files. Written as a
+/// manifest for the Distributed Map and returned for the inline one.
 pub async fn partitions(clients: &Clients, job: &Job, event: &Event) -> Result<Output> {
     let list: Vec<String> = if event.phase.starts_with("load-") {
         let kind = kind_of(event)?;
@@ -241,11 +294,11 @@ pub async fn partitions(clients: &Clients, job: &Job, event: &Event) -> Result<O
         pin_load_selection(job, kind).await?;
         match map.for_kind(kind) {
             None => vec![],
-            Some(_) if kind == ObjectKind::Activity => vec!["all".into()],
+            Some(cm) if kind == ObjectKind::Activity => activity_partitions(job, cm).await?,
             Some(cm) => phases::staged_pages(job, &cm.collection).await?,
         }
     } else if event.phase == Phase::Attachments.name() {
-        vec!["all".into()]
+        attachment_partitions(job).await?
     } else {
         return Err(config_error(format!(
             "partitions: phase {} does not fan out",
@@ -280,6 +333,8 @@ pub async fn load_partition(job: &Job, event: &Event) -> Result<Output> {
     };
     let batches = if partition == "all" {
         Batches::Whole(keys::raw_prefix(&cm.collection))
+    } else if kind == ObjectKind::Activity && partition.starts_with(ACTIVITY_PARTITIONS) {
+        Batches::Pages(vec![partition])
     } else {
         if !partition.starts_with(&keys::raw_prefix(&cm.collection)) {
             return Err(config_error(format!(
@@ -303,6 +358,9 @@ pub async fn load_partition(job: &Job, event: &Event) -> Result<Output> {
 pub async fn reconcile(job: &Job, event: &Event) -> Result<Output> {
     let kind = kind_of(event)?;
     let phase = Phase::Load(kind);
+    if kind == ObjectKind::Activity {
+        mark_activities_loaded(job, &event.phase).await?;
+    }
     match phases::load(job, kind).await {
         Ok(rec) => {
             if rec.passed {
@@ -328,16 +386,222 @@ pub async fn reconcile(job: &Job, event: &Event) -> Result<Output> {
     }
 }
 
-pub async fn attachments(job: &Job) -> Result<Output> {
-    let r = phases::attachments(job).await?;
-    mark_done(job, Phase::Attachments).await?;
-    Ok(Output::done(json!({
+/// `phases::load` reads activities as one batch (checkpoint `all`): once every planned activity
+/// partition is done, that checkpoint is written so the gate counts instead of loading again.
+async fn mark_activities_loaded(job: &Job, phase: &str) -> Result<()> {
+    let Some(bytes) = job
+        .stage
+        .get(&deskshift_statemachine::manifest_key(phase))
+        .await?
+    else {
+        return Ok(());
+    };
+    let planned: Vec<String> = serde_json::from_slice(&bytes).map_err(Error::from)?;
+    if !planned.iter().all(|p| p.starts_with(ACTIVITY_PARTITIONS)) {
+        return Ok(());
+    }
+    for p in &planned {
+        if !job.checkpoints.get(phase, p).await?.is_some_and(|c| c.done) {
+            return Ok(());
+        }
+    }
+    job.checkpoints
+        .put(&Checkpoint {
+            phase: phase.to_string(),
+            partition: "all".into(),
+            cursor: None,
+            done: true,
+            updated_at: now_iso(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Where the attachment partitions are staged: `<dir>/raw/<collection>/page.json` holds the
+/// partition's records with files, about one staged page's worth of files per partition.
+pub const ATTACHMENT_PARTITIONS: &str = "partitions/attachments/";
+const ATTACHMENTS_REPORT: &str = "reports/attachments.json";
+const ATTACHMENT_REPORTS: &str = "reports/attachments/";
+
+/// Splits the staged records that carry files (accounts, contacts, tickets, activities) into
+/// partitions of about `page_size` files, whole records, in staged order.
+async fn attachment_partitions(job: &Job) -> Result<Vec<String>> {
+    let map = phases::approved_map(job).await?;
+    let target = job.settings.page_size.max(1) as usize;
+    type Part = BTreeMap<String, Vec<deskshift_core::model::RawRecord>>;
+    let mut parts: Vec<Part> = vec![];
+    let (mut current, mut files) = (Part::new(), 0usize);
+    for kind in [
+        ObjectKind::Account,
+        ObjectKind::Contact,
+        ObjectKind::Ticket,
+        ObjectKind::Activity,
+    ] {
+        let Some(cm) = map.for_kind(kind) else {
+            continue;
+        };
+        for raw in phases::staged_records(job, &cm.collection).await? {
+            if raw.attachments.is_empty() {
+                continue;
+            }
+            if files >= target {
+                parts.push(std::mem::take(&mut current));
+                files = 0;
+            }
+            files += raw.attachments.len();
+            current.entry(cm.collection.clone()).or_default().push(raw);
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    let mut dirs = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let dir = format!("{ATTACHMENT_PARTITIONS}{:06}/", i + 1);
+        for (collection, records) in part {
+            let key = format!("{dir}{}page.json", keys::raw_prefix(collection));
+            job.stage
+                .put(
+                    &key,
+                    serde_json::to_vec(records).map_err(Error::from)?.into(),
+                )
+                .await?;
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// The job's stage as one attachment partition sees it: staged records (`raw/`) are the
+/// partition's own, and the attachments report is the partition's; everything else is the stage.
+struct PartitionStage {
+    inner: std::sync::Arc<dyn deskshift_core::ports::Stage>,
+    dir: String,
+    report: String,
+}
+
+#[async_trait::async_trait]
+impl deskshift_core::ports::Stage for PartitionStage {
+    async fn put(&self, key: &str, bytes: bytes::Bytes) -> deskshift_core::Result<()> {
+        let key = if key == ATTACHMENTS_REPORT {
+            self.report.as_str()
+        } else {
+            key
+        };
+        self.inner.put(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> deskshift_core::Result<Option<bytes::Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> deskshift_core::Result<Vec<String>> {
+        if prefix.starts_with("raw/") {
+            return self.inner.list(&format!("{}{prefix}", self.dir)).await;
+        }
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> deskshift_core::Result<()> {
+        self.inner.delete(key).await
+    }
+}
+
+/// Attachments of one partition (`partition` = a partition directory), or of every staged
+/// record (None or `all`). The last partition to finish writes the whole report.
+pub async fn attachments(job: &Job, partition: Option<&str>) -> Result<Output> {
+    let Some(dir) = partition.filter(|p| *p != "all") else {
+        let r = phases::attachments(job).await?;
+        mark_done(job, Phase::Attachments).await?;
+        return Ok(attachments_output(&r));
+    };
+    if !dir.starts_with(ATTACHMENT_PARTITIONS) || !dir.ends_with('/') {
+        return Err(config_error(format!(
+            "attachments: partition {dir} is not an attachment partition ({ATTACHMENT_PARTITIONS}<n>/)"
+        )));
+    }
+    let report_key = format!(
+        "{ATTACHMENT_REPORTS}{}.json",
+        dir.trim_start_matches(ATTACHMENT_PARTITIONS)
+            .trim_end_matches('/')
+    );
+    let view = Job {
+        stage: std::sync::Arc::new(PartitionStage {
+            inner: job.stage.clone(),
+            dir: dir.to_string(),
+            report: report_key,
+        }),
+        ..job.clone()
+    };
+    let r = phases::attachments(&view).await?;
+    let phase = Phase::Attachments.name();
+    job.checkpoints
+        .put(&Checkpoint {
+            phase: phase.clone(),
+            partition: dir.to_string(),
+            cursor: None,
+            done: true,
+            updated_at: now_iso(),
+        })
+        .await?;
+    merge_attachment_reports(job, &phase).await?;
+    Ok(attachments_output(&r))
+}
+
+/// Once every planned partition is done: their reports become `reports/attachments.json` and
+/// the phase is done. Idempotent, so two partitions finishing together both may write it.
+async fn merge_attachment_reports(job: &Job, phase: &str) -> Result<()> {
+    let Some(bytes) = job
+        .stage
+        .get(&deskshift_statemachine::manifest_key(phase))
+        .await?
+    else {
+        return Ok(());
+    };
+    let planned: Vec<String> = serde_json::from_slice(&bytes).map_err(Error::from)?;
+    let mut merged = phases::AttachmentsReport::default();
+    for dir in &planned {
+        if !job
+            .checkpoints
+            .get(phase, dir)
+            .await?
+            .is_some_and(|c| c.done)
+        {
+            return Ok(());
+        }
+        let key = format!(
+            "{ATTACHMENT_REPORTS}{}.json",
+            dir.trim_start_matches(ATTACHMENT_PARTITIONS)
+                .trim_end_matches('/')
+        );
+        let Some(bytes) = job.stage.get(&key).await? else {
+            return Ok(());
+        };
+        let r: phases::AttachmentsReport = serde_json::from_slice(&bytes).map_err(Error::from)?;
+        merged.total += r.total;
+        merged.uploaded += r.uploaded;
+        merged.already += r.already;
+        merged.over_limit += r.over_limit;
+        merged.failed += r.failed;
+        merged.md5_mismatch_declared += r.md5_mismatch_declared;
+        merged.problems.extend(r.problems);
+    }
+    job.stage
+        .put(
+            ATTACHMENTS_REPORT,
+            serde_json::to_vec_pretty(&merged)
+                .map_err(Error::from)?
+                .into(),
+        )
+        .await?;
+    mark_done(job, Phase::Attachments).await
+}
+
+fn attachments_output(r: &phases::AttachmentsReport) -> Output {
+    Output::done(json!({
         "total": r.total,
         "uploaded": r.uploaded,
         "already": r.already,
         "over_limit": r.over_limit,
         "failed": r.failed,
-    })))
+    }))
 }
 
 pub async fn validate(job: &Job) -> Result<Output> {
@@ -432,7 +696,7 @@ pub async fn handle(
         F::Partitions => partitions(clients, &job, &event).await,
         F::LoadPartition => load_partition(&job, &event).await,
         F::Reconcile => reconcile(&job, &event).await,
-        F::Attachments => attachments(&job).await,
+        F::Attachments => attachments(&job, event.partition.as_deref()).await,
         F::Validate => validate(&job).await,
         F::FailureReport => failure_report(&job, &event).await,
         F::Delta => delta(&job).await,

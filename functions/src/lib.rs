@@ -10,12 +10,13 @@
 //!   match in Retry and Catch.
 //!
 //! Environment: `DESKSHIFT_TABLE` (DynamoDB table), `DESKSHIFT_BUCKET` (staging bucket),
-//! optional `DESKSHIFT_KMS_KEY_ID` (SSE-KMS key for staged objects), plus the usual AWS variables
-//! (`AWS_ENDPOINT_URL` selects an emulator).
+//! `DESKSHIFT_TOKEN_TABLE` (the Zoho access-token cache shared by all function processes; without
+//! it each cold start takes its own token), optional `DESKSHIFT_KMS_KEY_ID` (SSE-KMS key for
+//! staged objects), plus the usual AWS variables (`AWS_ENDPOINT_URL` selects an emulator).
 
 pub mod config;
 pub mod handlers;
-pub mod lazy;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use tokio::sync::Mutex;
 pub use config::{JobConfig, SecretRef};
 pub use deskshift_statemachine::Function;
 pub use lambda_runtime::Error as LambdaError;
+pub use token_cache::DynamoTokenCache;
 
 /// The event every function receives: references only, never records or credentials.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -138,6 +140,8 @@ pub struct Clients {
     pub table: String,
     pub bucket: String,
     pub kms_key_id: Option<String>,
+    /// Where Zoho access tokens are shared between processes (per client when unset).
+    pub token_cache: deskshift_zohodesk::SharedTokenCache,
     jobs: Mutex<HashMap<String, Job>>,
 }
 
@@ -157,14 +161,30 @@ impl Clients {
         let table = var("DESKSHIFT_TABLE")?;
         let bucket = var("DESKSHIFT_BUCKET")?;
         let sdk = deskshift_store_aws::load_sdk_config().await;
-        Ok(Clients::new(
+        let mut clients = Clients::new(
             sdk,
             table,
             bucket,
             std::env::var("DESKSHIFT_KMS_KEY_ID")
                 .ok()
                 .filter(|v| !v.is_empty()),
-        ))
+        );
+        match std::env::var(token_cache::TOKEN_TABLE_ENV) {
+            Ok(t) if !t.is_empty() => clients = clients.with_token_table(&t),
+            _ => tracing::warn!(
+                "{} is not set: this process takes its own Zoho access token (Zoho allows 10 per 10 minutes)",
+                token_cache::TOKEN_TABLE_ENV
+            ),
+        }
+        Ok(clients)
+    }
+
+    /// Shares Zoho access tokens through the DynamoDB table `table`.
+    pub fn with_token_table(mut self, table: &str) -> Clients {
+        self.token_cache = deskshift_zohodesk::SharedTokenCache::new(std::sync::Arc::new(
+            DynamoTokenCache::new(self.dynamodb.clone(), table),
+        ));
+        self
     }
 
     pub fn new(
@@ -182,6 +202,7 @@ impl Clients {
             table,
             bucket,
             kms_key_id,
+            token_cache: Default::default(),
             jobs: Mutex::new(HashMap::new()),
         }
     }
@@ -207,14 +228,19 @@ impl Clients {
             return Ok(job.clone());
         }
         let stage = Arc::new(self.stage(job_id)?);
-        let config = JobConfig::read(stage.as_ref(), job_id).await?;
+        let config = config::read(stage.as_ref(), job_id).await?;
         let store = Arc::new(DynamoStore::new(
             self.dynamodb.clone(),
             &self.table,
             job_id,
         )?);
-        let (source, zone) = config.source(&self.secrets).await?;
-        let dest = config.destination(&self.secrets).await?;
+        let opts = deskshift_jobspec::BuildOptions {
+            token_cache: self.token_cache.clone(),
+            lazy: true,
+            ..Default::default()
+        };
+        let creds = config::SecretsManager(self.secrets.clone());
+        let (source, zone, dest) = config.connectors(&creds, &opts).await?;
         let job = Job {
             settings: config.settings.clone(),
             source,

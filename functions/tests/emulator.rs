@@ -1,7 +1,15 @@
 //! The AWS shape end to end on an emulator: the generated migration state machine executed by
 //! moto's Step Functions, each Lambda task running the real function binary through the invoke
 //! bridge, DynamoDB / S3 / Secrets Manager in moto, Ivinex and Zoho Desk sandboxes on 127.0.0.1.
-//! Arrival is decided by reading the Zoho Desk sandbox.
+//! Arrival is decided by reading the destination sandbox (Zoho Desk, or Jira Service Management for
+//! the Zoho Desk -> JSM path).
+//!
+//! - `migration_runs_on_the_state_machine_like_the_local_runner`: Ivinex -> Zoho Desk, approval by
+//!   task token, compared with the local runner on a twin tenant;
+//! - `throttling_is_retried_by_the_state_machine`: the Zoho Desk sandbox answers 429 to a whole
+//!   load task (longer than the function's in-process retries), the task fails with `Throttled`,
+//!   the state machine's Retry runs it again, and every record arrives exactly once;
+//! - `zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner`: the second path.
 //!
 //! moto is started here (localstack/moto_bridge.py) unless `AWS_ENDPOINT_URL` names a running
 //! moto started with that launcher; then `DESKSHIFT_BRIDGE_PORT` must be the port its
@@ -13,18 +21,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use deskshift_core::job::Job;
 use deskshift_core::ports::Stage;
+use deskshift_core::util::Secret;
 use deskshift_functions::config::{DestinationConfig, JobConfig, SourceConfig};
 use deskshift_functions::handlers::APPROVAL_TOKEN_KEY;
 use deskshift_functions::{Function, SecretRef};
+use deskshift_jobspec::{BuildOptions, Credentials, ZohoConnection};
 use deskshift_lambda_bridge::moto::MotoBridge;
-use deskshift_lambda_bridge::{Bridge, BridgeConfig};
-use deskshift_sandbox::{SandboxOptions, Sandboxes};
+use deskshift_lambda_bridge::{Bridge, BridgeConfig, Hook, HookPoint, InvocationRecord};
+use deskshift_sandbox::SandboxOptions;
 use deskshift_statemachine::substitutions_for;
 use serde_json::{Value, json};
 
 const TABLE: &str = "deskshift-e2e";
+const TOKEN_TABLE: &str = "deskshift-e2e-tokens";
 const BUCKET: &str = "deskshift-e2e-stage";
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -46,7 +59,7 @@ fn binaries_dir() -> PathBuf {
 }
 
 impl Aws {
-    async fn start() -> Aws {
+    async fn start(hook: Option<Hook>) -> Aws {
         let logs = tempfile::tempdir().unwrap();
         let external = std::env::var("AWS_ENDPOINT_URL")
             .ok()
@@ -60,10 +73,12 @@ impl Aws {
         };
         let mut config = BridgeConfig {
             timeout: Duration::from_secs(300),
-            // One process per function: each cold start spends a Zoho OAuth refresh (10 per 10 min).
+            // One process per function keeps this 2-core machine responsive; the token cache lets
+            // more share one Zoho access token.
             max_workers: 1,
             log_dir: Some(logs.path().to_path_buf()),
             port: bridge_port,
+            hook,
             ..Default::default()
         };
         for f in Function::ALL {
@@ -97,6 +112,7 @@ impl Aws {
             ("AWS_REGION".into(), REGION.into()),
             ("DESKSHIFT_TABLE".into(), TABLE.into()),
             ("DESKSHIFT_BUCKET".into(), BUCKET.into()),
+            ("DESKSHIFT_TOKEN_TABLE".into(), TOKEN_TABLE.into()),
             ("RUST_LOG".into(), "info".into()),
         ];
         let bridge = Bridge::start(config).await.unwrap();
@@ -110,6 +126,9 @@ impl Aws {
             .await;
         let dynamo = deskshift_store_aws::dynamodb_client(&sdk);
         deskshift_store_aws::ensure_table(&dynamo, TABLE)
+            .await
+            .unwrap();
+        deskshift_functions::token_cache::ensure_token_table(&dynamo, TOKEN_TABLE)
             .await
             .unwrap();
         let s3 = deskshift_store_aws::s3_client(&sdk);
@@ -157,53 +176,128 @@ impl Aws {
     }
 }
 
-/// Writes the job configuration (credentials into Secrets Manager) for the sandboxes.
-async fn configure_job(aws: &Aws, sb: &Sandboxes, job: &str) {
-    let info = sb.info();
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
-    let name = format!("deskshift/{job}");
-    secrets
-        .create_secret()
-        .name(&name)
-        .secret_string(
-            json!({
-                "ivinex_password": info.ivinex["password"],
-                "zoho_client_secret": info.zoho["client_secret"],
-                "zoho_refresh_token": info.zoho["refresh_token"],
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
-    let secret = |key: &str| SecretRef {
-        secret: name.clone(),
+/// Credentials of a job: the Secrets Manager secret `deskshift/<job>` (a JSON object) on AWS,
+/// the same values in memory for the local run.
+struct TestSecrets(BTreeMap<String, String>);
+
+#[async_trait::async_trait]
+impl Credentials<SecretRef> for TestSecrets {
+    async fn read(&self, setting: &str, r: &SecretRef) -> anyhow::Result<Secret> {
+        let key = r.key.clone().unwrap_or_default();
+        self.0
+            .get(&key)
+            .map(|v| Secret::new(v.clone()))
+            .ok_or_else(|| anyhow::anyhow!("{setting}: no test secret {key}"))
+    }
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap().to_string()
+}
+
+fn secret(job: &str, key: &str) -> SecretRef {
+    SecretRef {
+        secret: format!("deskshift/{job}"),
         key: Some(key.into()),
-    };
+    }
+}
+
+/// Ivinex -> Zoho Desk for the sandboxes in `info`; `retry` sets the function's in-process
+/// retries of Zoho calls.
+fn ivinex_zoho(
+    job: &str,
+    info: &deskshift_sandbox::SandboxInfo,
+    retry: Option<deskshift_zohodesk::RetryConfig>,
+) -> (JobConfig, TestSecrets) {
     let config = JobConfig {
         source: SourceConfig::Ivinex {
             base_url: s(&info.ivinex, "base_url"),
             user: s(&info.ivinex, "user"),
-            password: secret("ivinex_password"),
+            password: secret(job, "ivinex_password"),
             timezone: s(&info.ivinex, "timezone"),
             attachment_hosts: vec![],
             max_concurrency: None,
         },
         destination: DestinationConfig::Zohodesk {
+            mode: "rest".into(),
             dc: None,
             api_base: Some(s(&info.zoho, "api_base")),
             accounts_base: Some(s(&info.zoho, "accounts_base")),
             org_id: s(&info.zoho, "org_id"),
             client_id: s(&info.zoho, "client_id"),
-            client_secret: secret("zoho_client_secret"),
-            refresh_token: secret("zoho_refresh_token"),
+            client_secret: secret(job, "zoho_client_secret"),
+            refresh_token: secret(job, "zoho_refresh_token"),
             concurrency_cap: None,
             default_department: None,
+            package_dir: None,
+            retry,
         },
         settings: settings(),
     };
-    config.write(&aws.stage(job)).await.unwrap();
+    let secrets = TestSecrets(BTreeMap::from([
+        ("ivinex_password".into(), s(&info.ivinex, "password")),
+        ("zoho_client_secret".into(), s(&info.zoho, "client_secret")),
+        ("zoho_refresh_token".into(), s(&info.zoho, "refresh_token")),
+    ]));
+    (config, secrets)
+}
+
+/// Zoho Desk -> Jira Service Management for the sandboxes in `info`.
+fn zoho_jsm(job: &str, info: &deskshift_sandbox::SandboxInfo) -> (JobConfig, TestSecrets) {
+    let config = JobConfig {
+        source: SourceConfig::Zohodesk {
+            zoho: ZohoConnection {
+                dc: None,
+                api_base: Some(s(&info.zoho, "api_base")),
+                accounts_base: Some(s(&info.zoho, "accounts_base")),
+                org_id: s(&info.zoho, "org_id"),
+                client_id: s(&info.zoho, "client_id"),
+                client_secret: secret(job, "zoho_client_secret"),
+                refresh_token: secret(job, "zoho_refresh_token"),
+                concurrency_cap: None,
+                retry: None,
+            },
+        },
+        destination: DestinationConfig::Jsm {
+            base_url: s(&info.jira, "base_url"),
+            email: s(&info.jira, "email"),
+            api_token: secret(job, "jira_api_token"),
+            service_desk: None,
+            department_desks: Default::default(),
+            request_type: Some("Report a system problem".into()),
+            department_request_types: Default::default(),
+            category_mode: None,
+            category_field: None,
+            legacy_id_field: None,
+            link_type: None,
+            concurrency_cap: None,
+            per_issue_writes_per_second: None,
+            verify_download_max_bytes: None,
+            retry: None,
+        },
+        settings: settings(),
+    };
+    let secrets = TestSecrets(BTreeMap::from([
+        ("zoho_client_secret".into(), s(&info.zoho, "client_secret")),
+        ("zoho_refresh_token".into(), s(&info.zoho, "refresh_token")),
+        ("jira_api_token".into(), s(&info.jira, "api_token")),
+    ]));
+    (config, secrets)
+}
+
+/// Writes the job configuration into the stage and its credentials into Secrets Manager.
+async fn configure_job(aws: &Aws, job: &str, config: &JobConfig, secrets: &TestSecrets) {
+    let client = aws_sdk_secretsmanager::Client::new(&aws.sdk);
+    client
+        .create_secret()
+        .name(format!("deskshift/{job}"))
+        .secret_string(serde_json::to_string(&secrets.0).unwrap())
+        .send()
+        .await
+        .unwrap();
+    deskshift_functions::config::write(config, &aws.stage(job))
+        .await
+        .unwrap();
     let text = String::from_utf8(
         aws.stage(job)
             .get(deskshift_functions::config::CONFIG_KEY)
@@ -213,10 +307,12 @@ async fn configure_job(aws: &Aws, sb: &Sandboxes, job: &str) {
             .to_vec(),
     )
     .unwrap();
-    assert!(
-        !text.contains(info.zoho["refresh_token"].as_str().unwrap()),
-        "no credential in the job configuration"
-    );
+    for value in secrets.0.values() {
+        assert!(
+            !text.contains(value.as_str()),
+            "no credential in the job configuration"
+        );
+    }
 }
 
 fn settings() -> deskshift_core::job::Settings {
@@ -227,9 +323,16 @@ fn settings() -> deskshift_core::job::Settings {
     }
 }
 
-async fn create_state_machine(aws: &Aws, name: &str) -> String {
+/// The inline-Map variant (what moto ran first) or the production one with Distributed Maps
+/// reading the partition manifests from S3.
+const INLINE_ASL: &str = "migration.inline.asl.json";
+const DISTRIBUTED_ASL: &str = "migration.asl.json";
+
+async fn create_state_machine(aws: &Aws, name: &str, asl: &str) -> String {
     let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statemachine/migration.inline.asl.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../statemachine")
+            .join(asl),
     )
     .unwrap();
     let subs = substitutions_for(REGION, ACCOUNT, "deskshift-", BUCKET, "deskshift-delta");
@@ -320,6 +423,19 @@ async fn invoke(aws: &Aws, function: Function, payload: Value) -> (bool, Value) 
     (!error, r.json().await.unwrap())
 }
 
+/// `text` with every `127.0.0.1:<port>` written `127.0.0.1:PORT` (twin sandboxes differ in ports).
+fn without_ports(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..i + "127.0.0.1:".len()]);
+        rest = rest[i + "127.0.0.1:".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push_str("PORT");
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Destination records per kind: source id -> (count, subject or name), read from the sandbox.
 fn destination_state(dump: &Value) -> BTreeMap<String, BTreeMap<String, (usize, String)>> {
     let mut out = BTreeMap::new();
@@ -342,6 +458,46 @@ fn destination_state(dump: &Value) -> BTreeMap<String, BTreeMap<String, (usize, 
         }
         out.insert(kind.to_string(), m);
     }
+    // Activities as comments, per source ticket: how many and their text in creation order.
+    let source_of: BTreeMap<String, String> = dump["tickets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let id = t["id"].as_str()?.to_string();
+            let from = t["cf"]["cf_migrated_from_id"].as_str()?;
+            Some((id, from.rsplit(':').next().unwrap().to_string()))
+        })
+        .collect();
+    let mut comments: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for c in dump["comments"].as_array().cloned().unwrap_or_default() {
+        let Some(ticket) = c["_ticketId"].as_str().and_then(|t| source_of.get(t)) else {
+            continue;
+        };
+        let e = comments.entry(ticket.clone()).or_default();
+        e.0 += 1;
+        e.1.push_str(&without_ports(c["content"].as_str().unwrap_or_default()));
+        e.1.push('\n');
+    }
+    out.insert("comments".to_string(), comments);
+    // Files on tickets, per source ticket: how many and their digests.
+    let mut files: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let mut digests: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in dump["attachments"].as_array().cloned().unwrap_or_default() {
+        let Some(ticket) = a["_ticketId"].as_str().and_then(|t| source_of.get(t)) else {
+            continue;
+        };
+        digests
+            .entry(ticket.clone())
+            .or_default()
+            .push(a["md5"].as_str().unwrap_or_default().to_string());
+    }
+    for (ticket, mut d) in digests {
+        d.sort();
+        files.insert(ticket, (d.len(), d.join(",")));
+    }
+    out.insert("attachments".to_string(), files);
     out
 }
 
@@ -357,40 +513,26 @@ async fn dump(url: String) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// The local runner on the embedded stores, for the same tenant.
-async fn run_locally(sb: &Sandboxes, dir: &std::path::Path) {
-    let info = sb.info();
-    let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
-    let source = deskshift_ivinex::IvinexSource::new(deskshift_ivinex::IvinexConfig {
-        base_url: s(&info.ivinex, "base_url"),
-        user: s(&info.ivinex, "user"),
-        password: deskshift_core::util::Secret::new(s(&info.ivinex, "password")),
-        timezone: s(&info.ivinex, "timezone"),
-        page_size: settings().page_size,
-        attachment_hosts: vec![],
-        max_concurrency: 8,
-    })
-    .unwrap();
-    let zone = source.timezone().clone();
-    let mut cfg = deskshift_zohodesk::ZohoDeskConfig::for_dc("com").unwrap();
-    cfg.api_base = s(&info.zoho, "api_base");
-    cfg.accounts_base = s(&info.zoho, "accounts_base");
-    cfg.org_id = s(&info.zoho, "org_id");
-    cfg.client_id = s(&info.zoho, "client_id");
-    cfg.client_secret = deskshift_core::util::Secret::new(s(&info.zoho, "client_secret"));
-    cfg.refresh_token = deskshift_core::util::Secret::new(s(&info.zoho, "refresh_token"));
-    let dest = deskshift_zohodesk::ZohoDesk::connect(cfg).await.unwrap();
+/// The same job on the local runner: the same specification, built by the same builder, on the
+/// embedded stores.
+async fn run_locally(config: &JobConfig, secrets: &TestSecrets, dir: &std::path::Path) {
+    let opts = BuildOptions {
+        base_dir: Some(dir.to_path_buf()),
+        job_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    };
+    let (source, zone, dest) = config.connectors(secrets, &opts).await.unwrap();
     let store = deskshift_store_embedded::SqliteStore::open_in_job(dir).unwrap();
     let job = Job {
-        settings: settings(),
-        source: Arc::new(source),
-        dest: Arc::new(dest),
+        settings: config.settings.clone(),
+        source,
+        dest,
         crosswalk: store.clone(),
         checkpoints: store.clone(),
         audit: store,
         stage: deskshift_store_embedded::FileStage::open_in_job(dir).unwrap(),
         progress: Arc::new(deskshift_core::job::NoProgress),
-        source_zone: Some(zone),
+        source_zone: zone,
         dest_info: Default::default(),
     };
     deskshift_core::runner::run_flow(
@@ -404,18 +546,21 @@ async fn run_locally(sb: &Sandboxes, dir: &std::path::Path) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn migration_runs_on_the_state_machine_like_the_local_runner() {
-    let aws = Aws::start().await;
-    let sb = deskshift_sandbox::start_all(&opts()).await.unwrap();
-    let job = "e2e-acme";
-    configure_job(&aws, &sb, job).await;
-    let machine = create_state_machine(&aws, "deskshift-e2e-migration").await;
+/// Starts the migration state machine for `job`, approves the map when the execution waits for
+/// it (checking nothing reached `dest_dump` before), and waits for the end.
+async fn migrate_on_aws(
+    aws: &Aws,
+    job: &str,
+    dest_dump: &str,
+    count_key: &str,
+    asl: &str,
+) -> String {
+    let machine = create_state_machine(aws, &format!("deskshift-{job}"), asl).await;
     let sfn = aws_sdk_sfn::Client::new(&aws.sdk);
     let execution = sfn
         .start_execution()
         .state_machine_arn(&machine)
-        .name("run-1")
+        .name(format!("{job}-run-1"))
         .input(json!({"job": job, "concurrency": 2, "budget_wait_seconds": 1}).to_string())
         .send()
         .await
@@ -424,16 +569,15 @@ async fn migration_runs_on_the_state_machine_like_the_local_runner() {
         .to_string();
 
     // Nothing moves before a person approves the map: the execution waits on its task token.
-    wait_for_token(&aws, job, &execution).await;
-    let zoho_url = format!("{}/__sandbox/dump", sb.zoho.base_url());
-    let before = dump(zoho_url.clone()).await;
+    wait_for_token(aws, job, &execution).await;
+    let before = dump(dest_dump.to_string()).await;
     assert_eq!(
-        before["tickets"].as_array().map_or(0, Vec::len),
+        before[count_key].as_array().map_or(0, Vec::len),
         0,
-        "no ticket before approval"
+        "nothing in the destination before approval"
     );
     let (ok, answer) = invoke(
-        &aws,
+        aws,
         Function::Approve,
         json!({"job": job, "by": "Dana Reviewer"}),
     )
@@ -441,17 +585,82 @@ async fn migration_runs_on_the_state_machine_like_the_local_runner() {
     assert!(ok, "approve failed: {answer}\n{}", aws.diagnostics());
     assert_eq!(answer["summary"]["resumed_execution"], true, "{answer}");
 
-    let (status, error) = wait_for_end(&aws, &execution).await;
+    let (status, error) = wait_for_end(aws, &execution).await;
     assert_eq!(
         status,
         "SUCCEEDED",
         "execution ended {status} ({error:?})\n{}",
         aws.diagnostics()
     );
+    execution
+}
+
+/// Zoho Desk token grants so far, read from the sandbox.
+async fn zoho_token_grants(zoho_base: &str) -> u64 {
+    dump(format!("{zoho_base}/__sandbox/stats")).await["requests"]["POST /oauth/v2/token"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migration_runs_on_the_state_machine_like_the_local_runner() {
+    let aws = Aws::start(None).await;
+    let sb = deskshift_sandbox::start_all(&opts()).await.unwrap();
+    let job = "e2e-acme";
+    let (config, secrets) = ivinex_zoho(job, &sb.info(), None);
+    configure_job(&aws, job, &config, &secrets).await;
+    let zoho_url = format!("{}/__sandbox/dump", sb.zoho.base_url());
+    migrate_on_aws(&aws, job, &zoho_url, "tickets", INLINE_ASL).await;
     let calls = aws.bridge.invocations();
     assert!(
         calls.get("deskshift-load-partition").copied().unwrap_or(0) >= 5,
         "{calls:?}"
+    );
+    // Attachments fan out over partitions of records with files.
+    let attachment_partitions: BTreeSet<String> = aws
+        .bridge
+        .log()
+        .iter()
+        .filter(|r| r.function == "deskshift-attachments")
+        .map(|r| {
+            r.payload["partition"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        attachment_partitions.len() > 1
+            && attachment_partitions
+                .iter()
+                .all(|p| p.starts_with(deskshift_functions::handlers::ATTACHMENT_PARTITIONS)),
+        "{attachment_partitions:?}"
+    );
+    // Activities fan out over partitions of whole tickets, each read on its own.
+    let activity_partitions: BTreeSet<String> = aws
+        .bridge
+        .log()
+        .iter()
+        .filter(|r| r.function == "deskshift-load-partition" && r.payload["kind"] == "activity")
+        .map(|r| {
+            r.payload["partition"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        activity_partitions.len() > 1
+            && activity_partitions
+                .iter()
+                .all(|p| p.starts_with(deskshift_functions::handlers::ACTIVITY_PARTITIONS)),
+        "{activity_partitions:?}"
+    );
+    // Every function process that called Zoho Desk shared one access token.
+    assert_eq!(
+        zoho_token_grants(sb.zoho.base_url()).await,
+        1,
+        "function cold starts took their own Zoho tokens"
     );
 
     // Arrival, read from the destination: every in-scope ticket exactly once.
@@ -471,18 +680,339 @@ async fn migration_runs_on_the_state_machine_like_the_local_runner() {
     // The same job on the local runner, against a second copy of the same tenant.
     let twin = deskshift_sandbox::start_all(&opts()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    run_locally(&twin, dir.path()).await;
+    let (twin_config, twin_secrets) = ivinex_zoho(job, &twin.info(), None);
+    run_locally(&twin_config, &twin_secrets, dir.path()).await;
     let locally =
         destination_state(&dump(format!("{}/__sandbox/dump", twin.zoho.base_url())).await);
-    for kind in ["accounts", "contacts", "tickets", "tasks"] {
-        let a: BTreeSet<_> = on_aws[kind].iter().collect();
-        let b: BTreeSet<_> = locally[kind].iter().collect();
-        assert_eq!(
-            a, b,
-            "{kind} differ between the state machine and the local runner"
-        );
+    assert!(
+        !on_aws["comments"].is_empty(),
+        "activities arrived as comments"
+    );
+    assert!(!on_aws["attachments"].is_empty(), "attachments arrived");
+    // The partitions' reports merged into one, as the local run's single report.
+    let report_of = |bytes: Option<bytes::Bytes>| -> Value {
+        let r: Value = serde_json::from_slice(&bytes.expect("an attachments report")).unwrap();
+        json!([
+            r["total"],
+            r["uploaded"],
+            r["already"],
+            r["over_limit"],
+            r["failed"],
+            r["problems"].as_array().map(Vec::len)
+        ])
+    };
+    let merged = report_of(
+        aws.stage(job)
+            .get("reports/attachments.json")
+            .await
+            .unwrap(),
+    );
+    let local = report_of(
+        deskshift_store_embedded::FileStage::open_in_job(dir.path())
+            .unwrap()
+            .get("reports/attachments.json")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        merged, local,
+        "attachments report [total, uploaded, already, over limit, failed, problems]"
+    );
+    assert!(merged[1].as_u64().unwrap_or(0) > 0, "{merged}");
+    for kind in [
+        "accounts",
+        "contacts",
+        "tickets",
+        "tasks",
+        "comments",
+        "attachments",
+    ] {
+        let keys: BTreeSet<&String> = on_aws[kind].keys().chain(locally[kind].keys()).collect();
+        for id in keys {
+            let (a, b) = (on_aws[kind].get(id), locally[kind].get(id));
+            assert!(
+                a == b,
+                "{kind} of {id} differ between the state machine and the local runner:\n{:.400}\n{:.400}",
+                format!("{a:?}"),
+                format!("{b:?}")
+            );
+        }
     }
     twin.stop().await;
+    sb.stop().await;
+    aws.stop().await;
+}
+
+/// Sets the Zoho Desk sandbox's fault knobs.
+async fn zoho_faults(zoho_base: &str, faults: Value) {
+    let r = reqwest::Client::new()
+        .put(format!("{zoho_base}/__sandbox/faults"))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "faults refused: {}", r.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttling_is_retried_by_the_state_machine() {
+    let sb = deskshift_sandbox::start_all(&SandboxOptions {
+        seed: 5,
+        tickets: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let zoho_base = sb.zoho.base_url().to_string();
+    // The first load task meets a Zoho Desk that answers every call with 429 (longer than the
+    // function's 2 in-process attempts); the bridge restores it after the task failed and
+    // before the state machine learns of the failure, so the Retry is the only way forward.
+    const ARMED: u8 = 0;
+    const THROTTLING: u8 = 1;
+    const RESTORED: u8 = 2;
+    let state = Arc::new(AtomicU8::new(ARMED));
+    let target: Arc<std::sync::Mutex<Option<Value>>> = Arc::default();
+    let hook = {
+        let (state, target, zoho_base) = (state.clone(), target.clone(), zoho_base.clone());
+        Hook::new(move |point: HookPoint, inv: InvocationRecord| {
+            let (state, target, zoho_base) = (state.clone(), target.clone(), zoho_base.clone());
+            async move {
+                if inv.function != "deskshift-load-partition" {
+                    return;
+                }
+                match point {
+                    HookPoint::Before
+                        if state
+                            .compare_exchange(ARMED, THROTTLING, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_ok() =>
+                    {
+                        *target.lock().unwrap() = Some(inv.payload.clone());
+                        zoho_faults(&zoho_base, json!({"burst_429_rate": 1.0, "burst_len": 1}))
+                            .await;
+                    }
+                    HookPoint::After
+                        if state.load(Ordering::SeqCst) == THROTTLING
+                            && target.lock().unwrap().as_ref() == Some(&inv.payload) =>
+                    {
+                        zoho_faults(&zoho_base, json!({})).await;
+                        state.store(RESTORED, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+        })
+    };
+    let aws = Aws::start(Some(hook)).await;
+    let job = "e2e-throttled";
+    let retry = deskshift_zohodesk::RetryConfig {
+        max_attempts: 2,
+        base_delay_ms: 10,
+        max_delay_ms: 20,
+        timeout_secs: 10,
+    };
+    let (config, secrets) = ivinex_zoho(job, &sb.info(), Some(retry));
+    configure_job(&aws, job, &config, &secrets).await;
+    let zoho_url = format!("{zoho_base}/__sandbox/dump");
+    let execution = migrate_on_aws(&aws, job, &zoho_url, "tickets", INLINE_ASL).await;
+    assert_eq!(state.load(Ordering::SeqCst), RESTORED, "the throttle ran");
+
+    // The bridge saw the task twice: throttled, then done.
+    let target = target.lock().unwrap().clone().unwrap();
+    let runs: Vec<Option<String>> = aws
+        .bridge
+        .log()
+        .into_iter()
+        .filter(|r| r.function == "deskshift-load-partition" && r.payload == target)
+        .map(|r| r.error_type)
+        .collect();
+    assert_eq!(
+        runs,
+        vec![Some("Throttled".to_string()), None],
+        "the throttled task failed once with Throttled and succeeded on the state machine's retry ({target})"
+    );
+    // The execution history agrees: one failed Lambda task, and the run succeeded.
+    let sfn = aws_sdk_sfn::Client::new(&aws.sdk);
+    let history = sfn
+        .get_execution_history()
+        .execution_arn(&execution)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let failed = history
+        .events()
+        .iter()
+        .filter(|e| matches!(e.r#type().as_str(), "TaskFailed" | "LambdaFunctionFailed"))
+        .count();
+    assert_eq!(failed, 1, "one failed task in the execution history");
+    assert!(
+        history
+            .events()
+            .iter()
+            .any(|e| e.r#type().as_str() == "ExecutionSucceeded"),
+        "the execution history ends in success"
+    );
+
+    // Every record arrived exactly once, read from the Zoho Desk sandbox.
+    let state = destination_state(&dump(zoho_url).await);
+    let ivinex = dump(format!("{}/__sandbox/dump", sb.ivinex.base_url())).await;
+    let source_tickets = ivinex["records"]["Tickets"].as_array().unwrap().len();
+    assert!(state["tickets"].len() > source_tickets / 2, "{state:?}");
+    for kind in ["accounts", "contacts", "tickets", "tasks"] {
+        for (id, (n, _)) in &state[kind] {
+            assert_eq!(*n, 1, "{kind} {id} is in Zoho Desk {n} times");
+        }
+    }
+    assert_each_activity_once(&dump(format!("{zoho_base}/__sandbox/dump")).await);
+    sb.stop().await;
+    aws.stop().await;
+}
+
+/// Every migrated activity (its provenance marker) is one Zoho Desk comment.
+fn assert_each_activity_once(dump: &Value) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for c in dump["comments"].as_array().cloned().unwrap_or_default() {
+        let content = c["content"].as_str().unwrap_or_default();
+        if let Some(start) = content.find("[deskshift:")
+            && let Some(len) = content[start..].find(']')
+        {
+            *seen
+                .entry(content[start..start + len].to_string())
+                .or_default() += 1;
+        }
+    }
+    assert!(!seen.is_empty(), "activities arrived as comments");
+    for (marker, n) in seen {
+        assert_eq!(n, 1, "{marker}] is in Zoho Desk {n} times");
+    }
+}
+
+/// JSM requests by legacy ticket id: (requests, comments, attachment digests).
+fn jsm_state(dump: &Value) -> BTreeMap<String, (usize, usize, Vec<String>)> {
+    let legacy = dump["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Legacy Ticket ID")
+        .and_then(|f| f["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut out: BTreeMap<String, (usize, usize, Vec<String>)> = BTreeMap::new();
+    for i in dump["issues"].as_array().cloned().unwrap_or_default() {
+        let Some(id) = i["fields"][&legacy]
+            .as_str()
+            .and_then(|v| v.strip_prefix("Zoho Desk:"))
+        else {
+            continue;
+        };
+        let e = out.entry(id.to_string()).or_default();
+        e.0 += 1;
+        e.1 += i["comments"].as_array().map_or(0, Vec::len);
+        for a in i["attachments"].as_array().cloned().unwrap_or_default() {
+            e.2.push(a["md5"].as_str().unwrap_or_default().to_string());
+        }
+        e.2.sort();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner() {
+    let options = SandboxOptions {
+        seed: 31,
+        tickets: 40,
+        ..Default::default()
+    };
+    let aws = Aws::start(None).await;
+    let sb = deskshift_sandbox::start_zoho_jsm(&options).await.unwrap();
+    let job = "e2e-zoho-jsm";
+    let (config, secrets) = zoho_jsm(job, &sb.info());
+    configure_job(&aws, job, &config, &secrets).await;
+    let jira_url = format!("{}/__sandbox/dump", sb.jira.base_url());
+    migrate_on_aws(&aws, job, &jira_url, "issues", INLINE_ASL).await;
+    assert_eq!(
+        zoho_token_grants(sb.zoho.base_url()).await,
+        1,
+        "function cold starts took their own Zoho tokens"
+    );
+
+    let on_aws = jsm_state(&dump(jira_url).await);
+    let zoho = dump(format!("{}/__sandbox/dump", sb.zoho.base_url())).await;
+    let tickets = zoho["tickets"].as_array().unwrap();
+    for t in tickets {
+        let id = t["id"].as_str().unwrap();
+        assert!(on_aws.contains_key(id), "Zoho ticket {id} is not in Jira");
+    }
+    // Tickets and tasks (sub-tasks) carry the legacy id: each exactly once.
+    for (id, (n, _, _)) in &on_aws {
+        assert_eq!(*n, 1, "Zoho record {id} is in Jira {n} times");
+    }
+    let tickets = tickets.len();
+    assert!(
+        on_aws.values().map(|v| v.1).sum::<usize>() > tickets,
+        "threads and comments arrived as comments"
+    );
+    assert!(
+        on_aws.values().any(|v| !v.2.is_empty()),
+        "attachments arrived"
+    );
+
+    let twin = deskshift_sandbox::start_zoho_jsm(&options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (twin_config, twin_secrets) = zoho_jsm(job, &twin.info());
+    run_locally(&twin_config, &twin_secrets, dir.path()).await;
+    let locally = jsm_state(&dump(format!("{}/__sandbox/dump", twin.jira.base_url())).await);
+    assert_eq!(
+        on_aws, locally,
+        "requests, comment counts and attachments differ between the state machine and the local runner"
+    );
+    twin.stop().await;
+    sb.stop().await;
+    aws.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn distributed_map_definition_runs_on_the_emulator() {
+    let aws = Aws::start(None).await;
+    let sb = deskshift_sandbox::start_all(&SandboxOptions {
+        seed: 7,
+        tickets: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let job = "e2e-distributed";
+    let (config, secrets) = ivinex_zoho(job, &sb.info(), None);
+    configure_job(&aws, job, &config, &secrets).await;
+    let zoho_url = format!("{}/__sandbox/dump", sb.zoho.base_url());
+    migrate_on_aws(&aws, job, &zoho_url, "tickets", DISTRIBUTED_ASL).await;
+
+    // Every partition of the manifests was loaded, once.
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in aws.bridge.log() {
+        if r.function == "deskshift-load-partition" || r.function == "deskshift-attachments" {
+            let key = (
+                r.payload["kind"].as_str().unwrap_or("files").to_string(),
+                r.payload["partition"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            *seen.entry(key).or_default() += 1;
+        }
+    }
+    assert!(seen.len() >= 5, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    let state = destination_state(&dump(zoho_url).await);
+    let ivinex = dump(format!("{}/__sandbox/dump", sb.ivinex.base_url())).await;
+    let source_tickets = ivinex["records"]["Tickets"].as_array().unwrap().len();
+    assert!(state["tickets"].len() > source_tickets / 2, "{state:?}");
+    for kind in ["accounts", "contacts", "tickets", "tasks"] {
+        for (id, (n, _)) in &state[kind] {
+            assert_eq!(*n, 1, "{kind} {id} is in Zoho Desk {n} times");
+        }
+    }
+    assert_each_activity_once(&dump(format!("{}/__sandbox/dump", sb.zoho.base_url())).await);
     sb.stop().await;
     aws.stop().await;
 }

@@ -336,7 +336,8 @@ impl Builder {
                         "Key.$": "$.plan.manifest_key",
                     },
                 });
-                state["ToleratedFailurePercentage"] = json!(0);
+                // No ToleratedFailurePercentage: its default, 0, is what we want, and moto's ASL
+                // parser refuses the field.
                 state["Label"] = json!(label(&phase));
             }
         }

@@ -392,3 +392,95 @@ async fn failed_records_rerun_from_the_stage() {
     assert_exactly_once(&h, &src).await;
     h.stop().await;
 }
+
+/// `GetRecords` calls the Ivinex sandbox has answered.
+async fn ivinex_page_reads(h: &Harness) -> u64 {
+    let s = h
+        .get(format!("{}/__sandbox/stats", h.sb.ivinex.base_url()))
+        .await;
+    s["endpoints"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.contains("GetRecords"))
+        .map(|(_, v)| v["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_run_reuses_the_preflight_pages_and_a_delta_brings_what_changed_between() {
+    let h = Harness::start(opts(23, 300), "").await;
+    h.cli_ok(&["preflight"]).await;
+    let after_preflight = ivinex_page_reads(&h).await;
+    let src = Source::new(h.ivinex().await);
+    let pages: u64 = src.dump["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| (r.as_array().unwrap().len() as u64).div_ceil(200).max(1))
+        .sum();
+    // Pages read ahead past a tab's end are the only extra reads: at most 7 per multi-page tab.
+    let multi_page_tabs = src.dump["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r.as_array().unwrap().len() > 200)
+        .count() as u64;
+    assert!(
+        (pages..=pages + 7 * multi_page_tabs).contains(&after_preflight),
+        "the pre-flight read {after_preflight} pages for {pages} ({multi_page_tabs} tabs of several pages)"
+    );
+
+    // The source changes between the pre-flight and the run.
+    let subject = src.field("Tickets", "subject");
+    let edited = src.tickets_in_scope().into_iter().next().unwrap();
+    ivinex_call(&h, "UpdateRecord", json!({"Tab": "Tickets", "RecordID": edited.parse::<u64>().unwrap(), "Record": {subject.clone(): "Edited between the pre-flight and the run"}})).await;
+
+    h.approve().await;
+    h.cli_ok(&["run"]).await;
+    assert_eq!(
+        ivinex_page_reads(&h).await,
+        after_preflight,
+        "the mapping proposal and the extract read no page the pre-flight had read"
+    );
+    let tickets = by_source_id(&h.zoho().await, "tickets");
+    assert_ne!(
+        text(&tickets[&edited][0]["subject"]),
+        "Edited between the pre-flight and the run",
+        "the run moved the pre-flight's pages"
+    );
+
+    h.cli_ok(&["delta"]).await;
+    let src = Source::new(h.ivinex().await);
+    let zoho = assert_exactly_once(&h, &src).await;
+    assert_eq!(
+        text(&by_source_id(&zoho, "tickets")[&edited][0]["subject"]),
+        "Edited between the pre-flight and the run",
+        "the first delta brings the edit made after the pre-flight's signpost"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stale_preflight_is_read_again() {
+    let h = Harness::start(opts(24, 120), "preflight_reuse_minutes = 0").await;
+    h.cli_ok(&["preflight"]).await;
+    let after_preflight = ivinex_page_reads(&h).await;
+    let src = Source::new(h.ivinex().await);
+    let subject = src.field("Tickets", "subject");
+    let edited = src.tickets_in_scope().into_iter().next().unwrap();
+    ivinex_call(&h, "UpdateRecord", json!({"Tab": "Tickets", "RecordID": edited.parse::<u64>().unwrap(), "Record": {subject.clone(): "Edited before the run"}})).await;
+    h.approve().await;
+    h.cli_ok(&["run"]).await;
+    assert!(
+        ivinex_page_reads(&h).await > after_preflight,
+        "with reuse off the extract reads the source again"
+    );
+    let src = Source::new(h.ivinex().await);
+    let zoho = assert_exactly_once(&h, &src).await;
+    assert_eq!(
+        text(&by_source_id(&zoho, "tickets")[&edited][0]["subject"]),
+        "Edited before the run"
+    );
+    h.stop().await;
+}

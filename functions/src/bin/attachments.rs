@@ -7,7 +7,7 @@ use deskshift_functions::{Clients, Event, Function, LambdaError, Output, Result,
 
 async fn handler(clients: Arc<Clients>, event: Event, _deadline: SystemTime) -> Result<Output> {
     let job = clients.job(&event.job).await?;
-    handlers::attachments(&job).await
+    handlers::attachments(&job, event.partition.as_deref()).await
 }
 
 #[tokio::main]

@@ -44,6 +44,53 @@ pub struct BridgeConfig {
     pub log_dir: Option<PathBuf>,
     /// 0 = a free port.
     pub port: u16,
+    /// Called before each invocation is handed to a process and after its outcome, before the
+    /// caller is answered (tests change the world at exact points of an execution).
+    pub hook: Option<Hook>,
+}
+
+/// Where a [`Hook`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookPoint {
+    Before,
+    /// After the outcome; `error_type` is set when the handler failed.
+    After,
+}
+
+/// One invocation as the bridge saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InvocationRecord {
+    pub function: String,
+    pub payload: serde_json::Value,
+    /// The handler's `errorType` when it failed.
+    pub error_type: Option<String>,
+}
+
+type HookFn = dyn Fn(
+        HookPoint,
+        InvocationRecord,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    + Send
+    + Sync;
+
+/// A callback at [`HookPoint`]s of every invocation.
+#[derive(Clone)]
+pub struct Hook(pub Arc<HookFn>);
+
+impl Hook {
+    pub fn new<F, Fut>(f: F) -> Hook
+    where
+        F: Fn(HookPoint, InvocationRecord) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Hook(Arc::new(move |p, r| Box::pin(f(p, r))))
+    }
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 impl Default for BridgeConfig {
@@ -55,6 +102,7 @@ impl Default for BridgeConfig {
             max_workers: 4,
             log_dir: None,
             port: 0,
+            hook: None,
         }
     }
 }
@@ -114,6 +162,7 @@ struct Shared {
     notify: HashMap<String, Notify>,
     next_id: AtomicU64,
     invocations: Mutex<BTreeMap<String, u64>>,
+    log: Mutex<Vec<InvocationRecord>>,
     children: Mutex<Vec<tokio::process::Child>>,
 }
 
@@ -153,6 +202,7 @@ impl Bridge {
             notify,
             next_id: AtomicU64::new(1),
             invocations: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(vec![]),
             children: Mutex::new(vec![]),
         });
         let app = Router::new()
@@ -194,6 +244,11 @@ impl Bridge {
     /// Invocations received per function so far.
     pub fn invocations(&self) -> BTreeMap<String, u64> {
         self.shared.invocations.lock().unwrap().clone()
+    }
+
+    /// Every finished invocation in order: function, payload and error type.
+    pub fn log(&self) -> Vec<InvocationRecord> {
+        self.shared.log.lock().unwrap().clone()
     }
 
     /// Stops the server and kills every function process.
@@ -252,6 +307,14 @@ async fn invoke(
         .unwrap()
         .entry(name.clone())
         .or_insert(0) += 1;
+    let mut record = InvocationRecord {
+        function: name.clone(),
+        payload: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        error_type: None,
+    };
+    if let Some(hook) = &shared.config.hook {
+        (hook.0)(HookPoint::Before, record.clone()).await;
+    }
     let (tx, rx) = oneshot::channel();
     let id = format!(
         "bridge-{}-{}",
@@ -301,6 +364,18 @@ async fn invoke(
             ),
         ),
     };
+    if error {
+        record.error_type = Some(
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["errorType"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "Unknown".into()),
+        );
+    }
+    if let Some(hook) = &shared.config.hook {
+        (hook.0)(HookPoint::After, record.clone()).await;
+    }
+    shared.log.lock().unwrap().push(record);
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert(

@@ -1,16 +1,15 @@
 //! The TOML job file: where the source and destination are, what moves, where the job directory
 //! is. Credentials are never in it: each is read from an environment variable or a file it names.
+//! The source and destination sections are `deskshift_jobspec`'s, shared with the Lambda functions.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use deskshift_core::job::{Job, Progress, Settings};
-use deskshift_core::ports::Destination;
 use deskshift_core::util::Secret;
-use deskshift_ivinex::{IvinexConfig, IvinexSource};
+use deskshift_jobspec::{BuildOptions, Credentials};
 use deskshift_store_embedded::{FileStage, SqliteStore};
-use deskshift_zohodesk::{ZohoDesk, ZohoDeskConfig, ZohoImportPackage};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,122 +59,21 @@ impl CredentialRef {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "platform", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SourceSection {
-    Ivinex {
-        base_url: String,
-        user: String,
-        password: CredentialRef,
-        timezone: String,
-        #[serde(default)]
-        attachment_hosts: Vec<String>,
-        #[serde(default)]
-        max_concurrency: Option<usize>,
-    },
-    Zohodesk {
-        #[serde(flatten)]
-        zoho: ZohoConnection,
-    },
+/// Reads credential references against the job file's directory.
+struct FileCredentials<'a> {
+    base: &'a Path,
 }
 
-/// Where a Zoho Desk org is and how to log in (its secrets by reference).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ZohoConnection {
-    /// Data centre (com, eu, in, com.au, jp, ...) or explicit hosts below.
-    #[serde(default)]
-    pub dc: Option<String>,
-    #[serde(default)]
-    pub api_base: Option<String>,
-    #[serde(default)]
-    pub accounts_base: Option<String>,
-    #[serde(default)]
-    pub org_id: String,
-    #[serde(default)]
-    pub client_id: String,
-    #[serde(default)]
-    pub client_secret: CredentialRef,
-    #[serde(default)]
-    pub refresh_token: CredentialRef,
-    #[serde(default)]
-    pub concurrency_cap: Option<usize>,
-}
-
-impl ZohoConnection {
-    fn config(&self, side: &str, base: &Path) -> anyhow::Result<ZohoDeskConfig> {
-        let mut cfg = ZohoDeskConfig::for_dc(self.dc.as_deref().unwrap_or("com"))?;
-        if let Some(a) = &self.api_base {
-            cfg.api_base = a.clone();
-        }
-        if let Some(a) = &self.accounts_base {
-            cfg.accounts_base = a.clone();
-        }
-        cfg.org_id = self.org_id.clone();
-        cfg.client_id = self.client_id.clone();
-        cfg.client_secret = self
-            .client_secret
-            .read(&format!("{side}.client_secret"), base)?;
-        cfg.refresh_token = self
-            .refresh_token
-            .read(&format!("{side}.refresh_token"), base)?;
-        cfg.concurrency_cap = self.concurrency_cap;
-        Ok(cfg)
+#[async_trait::async_trait]
+impl Credentials<CredentialRef> for FileCredentials<'_> {
+    async fn read(&self, setting: &str, reference: &CredentialRef) -> anyhow::Result<Secret> {
+        reference.read(setting, self.base)
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "platform", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DestinationSection {
-    Zohodesk {
-        /// `rest` (the API) or `import-package` (Zoho's migration CSV package in `package_dir`).
-        #[serde(default = "rest")]
-        mode: String,
-        /// Data centre (com, eu, in, com.au, jp, ...) or explicit hosts below.
-        #[serde(default)]
-        dc: Option<String>,
-        #[serde(default)]
-        api_base: Option<String>,
-        #[serde(default)]
-        accounts_base: Option<String>,
-        #[serde(default)]
-        org_id: String,
-        #[serde(default)]
-        client_id: String,
-        #[serde(default)]
-        client_secret: CredentialRef,
-        #[serde(default)]
-        refresh_token: CredentialRef,
-        #[serde(default)]
-        concurrency_cap: Option<usize>,
-        #[serde(default)]
-        default_department: Option<String>,
-        #[serde(default)]
-        package_dir: Option<PathBuf>,
-    },
-    /// Jira Service Management (Cloud): Basic auth with an API token.
-    Jsm {
-        base_url: String,
-        email: String,
-        api_token: CredentialRef,
-        /// Service desk (project key or name) for departments not mapped below.
-        #[serde(default)]
-        service_desk: Option<String>,
-        /// Department name -> service desk (project key or name); by default a desk of the same name.
-        #[serde(default)]
-        department_desks: std::collections::BTreeMap<String, String>,
-        #[serde(default)]
-        request_type: Option<String>,
-        /// `cascading` (one cascading select) or `labels`.
-        #[serde(default)]
-        category_mode: Option<deskshift_jsm::CategoryMode>,
-        #[serde(default)]
-        concurrency_cap: Option<usize>,
-    },
-}
-
-fn rest() -> String {
-    "rest".into()
-}
+pub type SourceSection = deskshift_jobspec::SourceSpec<CredentialRef>;
+pub type DestinationSection = deskshift_jobspec::DestinationSpec<CredentialRef>;
+pub type ZohoConnection = deskshift_jobspec::ZohoConnection<CredentialRef>;
 
 pub struct Loaded {
     pub file: JobFile,
@@ -216,118 +114,18 @@ impl Loaded {
             .with_context(|| format!("cannot create job directory {}", self.job_dir.display()))?;
         let store = SqliteStore::open_in_job(&self.job_dir)?;
         let stage = FileStage::open_in_job(&self.job_dir)?;
-        let (source, zone) = match &self.file.source {
-            SourceSection::Ivinex {
-                base_url,
-                user,
-                password,
-                timezone,
-                attachment_hosts,
-                max_concurrency,
-            } => {
-                let src = IvinexSource::new(IvinexConfig {
-                    base_url: base_url.clone(),
-                    user: user.clone(),
-                    password: password.read("source.password", &self.base)?,
-                    timezone: timezone.clone(),
-                    page_size: self.file.settings.page_size,
-                    attachment_hosts: attachment_hosts.clone(),
-                    max_concurrency: max_concurrency.unwrap_or(8),
-                })?;
-                let zone = src.timezone().clone();
-                (
-                    Arc::new(src) as Arc<dyn deskshift_core::ports::Source>,
-                    Some(zone),
-                )
-            }
-            SourceSection::Zohodesk { zoho } => {
-                let cfg = deskshift_zohodesk_source::ZohoSourceConfig::new(
-                    zoho.config("source", &self.base)?,
-                );
-                let src = deskshift_zohodesk_source::ZohoDeskSource::connect(cfg).await?;
-                (
-                    Arc::new(src) as Arc<dyn deskshift_core::ports::Source>,
-                    None,
-                )
-            }
+        let creds = FileCredentials { base: &self.base };
+        let opts = BuildOptions {
+            base_dir: Some(self.base.clone()),
+            job_dir: Some(self.job_dir.clone()),
+            ..Default::default()
         };
-
-        let dest: Arc<dyn Destination> = match &self.file.destination {
-            DestinationSection::Zohodesk {
-                mode,
-                dc,
-                api_base,
-                accounts_base,
-                org_id,
-                client_id,
-                client_secret,
-                refresh_token,
-                concurrency_cap,
-                default_department,
-                package_dir,
-            } => match mode.as_str() {
-                "rest" => {
-                    let mut cfg = match dc {
-                        Some(dc) => ZohoDeskConfig::for_dc(dc)?,
-                        None => ZohoDeskConfig::for_dc("com")?,
-                    };
-                    if let Some(a) = api_base {
-                        cfg.api_base = a.clone();
-                    }
-                    if let Some(a) = accounts_base {
-                        cfg.accounts_base = a.clone();
-                    }
-                    cfg.org_id = org_id.clone();
-                    cfg.client_id = client_id.clone();
-                    cfg.client_secret = client_secret
-                        .read("destination.client_secret", &self.base)?
-                        .expose()
-                        .into();
-                    cfg.refresh_token = refresh_token
-                        .read("destination.refresh_token", &self.base)?
-                        .expose()
-                        .into();
-                    cfg.concurrency_cap = *concurrency_cap;
-                    cfg.default_department = default_department.clone();
-                    Arc::new(ZohoDesk::connect(cfg).await?)
-                }
-                "import-package" => {
-                    let dir = package_dir
-                        .clone()
-                        .map(|d| self.base.join(d))
-                        .unwrap_or_else(|| self.job_dir.join("zoho-import-package"));
-                    Arc::new(ZohoImportPackage::open(dir)?)
-                }
-                other => bail!("destination.mode = {other:?}: use \"rest\" or \"import-package\""),
-            },
-            DestinationSection::Jsm {
-                base_url,
-                email,
-                api_token,
-                service_desk,
-                department_desks,
-                request_type,
-                category_mode,
-                concurrency_cap,
-            } => {
-                let mut cfg = deskshift_jsm::JsmConfig {
-                    base_url: base_url.clone(),
-                    email: email.clone(),
-                    api_token: api_token.read("destination.api_token", &self.base)?,
-                    service_desk: service_desk.clone(),
-                    department_desks: department_desks.clone(),
-                    request_type: request_type.clone(),
-                    ..Default::default()
-                };
-                if let Some(m) = category_mode {
-                    cfg.category_mode = m.clone();
-                }
-                if let Some(c) = concurrency_cap {
-                    cfg.concurrency_cap = *c;
-                }
-                Arc::new(deskshift_jsm::Jsm::new(cfg)?)
-            }
-        };
+        let (source, zone) = self
+            .file
+            .source
+            .build(&self.file.settings, &creds, &opts)
+            .await?;
+        let dest = self.file.destination.build(&creds, &opts).await?;
         Ok(Job {
             settings: self.file.settings.clone(),
             source,

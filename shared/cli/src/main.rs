@@ -458,6 +458,7 @@ async fn demo(
                     concurrency_cap: None,
                     default_department: None,
                     package_dir: None,
+                    retry: None,
                 },
                 settings: Settings::default(),
             };
@@ -481,6 +482,7 @@ async fn demo(
                         client_secret: inline(s(&info.zoho, "client_secret")),
                         refresh_token: inline(s(&info.zoho, "refresh_token")),
                         concurrency_cap: None,
+                        retry: None,
                     },
                 },
                 destination: DestinationSection::Jsm {
@@ -490,8 +492,15 @@ async fn demo(
                     service_desk: None,
                     department_desks: Default::default(),
                     request_type: None,
+                    department_request_types: Default::default(),
                     category_mode: None,
+                    category_field: None,
+                    legacy_id_field: None,
+                    link_type: None,
                     concurrency_cap: None,
+                    per_issue_writes_per_second: None,
+                    verify_download_max_bytes: None,
+                    retry: None,
                 },
                 settings: Settings::default(),
             };

@@ -15,8 +15,31 @@ use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::ports::Spend;
+
+/// A connector's retry and timeout settings, as job files write them (the defaults suit production; tests shorten the delays).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub timeout_secs: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 8,
+            base_delay_ms: 200,
+            max_delay_ms: 30_000,
+            timeout_secs: 60,
+        }
+    }
+}
 
 /// Retry and concurrency settings of one API client.
 #[derive(Clone, Debug)]

@@ -48,9 +48,15 @@ impl Default for Selection {
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub selection: Selection,
-    /// Records loaded at once (bounded by the destination's concurrency cap).
+    /// Records loaded at once; 0 = the destination's concurrency cap (8 when it declares none).
     pub load_concurrency: usize,
+    /// Files uploaded at once; 0 = the destination's concurrency cap (4 when it declares none).
     pub attachment_concurrency: usize,
+    /// Source pages and files read at once (where the source allows reading ahead).
+    pub source_concurrency: usize,
+    /// Pages the pre-flight staged are reused by the extract when at most this old (minutes);
+    /// 0 = always read again. Changes made since are picked up by the first delta.
+    pub preflight_reuse_minutes: u64,
     /// Files above this many bytes are flagged for a dedicated transfer instead of uploaded.
     pub attachment_max_bytes: u64,
     pub validation_sample: usize,
@@ -65,14 +71,34 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             selection: Selection::default(),
-            load_concurrency: 8,
-            attachment_concurrency: 4,
+            load_concurrency: 0,
+            attachment_concurrency: 0,
+            source_concurrency: 8,
+            preflight_reuse_minutes: 60,
             attachment_max_bytes: 25 * 1024 * 1024,
             validation_sample: 30,
             validation_all: false,
             validation_seed: 7,
             page_size: 200,
             strict_gates: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Records loaded at once against a destination declaring `cap`.
+    pub fn load_concurrency_for(&self, cap: Option<usize>) -> usize {
+        match self.load_concurrency {
+            0 => cap.unwrap_or(8).max(1),
+            n => n,
+        }
+    }
+
+    /// Files uploaded at once against a destination declaring `cap`.
+    pub fn attachment_concurrency_for(&self, cap: Option<usize>) -> usize {
+        match self.attachment_concurrency {
+            0 => cap.unwrap_or(4).max(1),
+            n => n,
         }
     }
 }

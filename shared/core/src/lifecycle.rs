@@ -318,10 +318,9 @@ async fn fold_into_stage(job: &Job, collection: &str, changed: &[RawRecord]) -> 
         .filter(|r| by_id.contains_key(r.id.as_str()))
         .cloned()
         .collect();
-    let mut next = pages.len() as u64;
-    for chunk in new.chunks(job.settings.page_size.max(1) as usize) {
+    let chunks = new.chunks(job.settings.page_size.max(1) as usize);
+    for (next, chunk) in (pages.len() as u64..).zip(chunks) {
         put_json(job, &keys::raw_page(collection, next), &chunk.to_vec()).await?;
-        next += 1;
     }
     Ok(())
 }
@@ -610,27 +609,29 @@ async fn changed_since_written(
     let Ok(tr) = t.transform(kind, raw) else {
         return Ok(None);
     };
+    let info = job.describe().await?;
+    let mut record = tr.record;
+    phases::fit_lengths(&mut record, &info.max_lengths);
     let mut ctx = ctx0.clone();
-    for (rk, sid) in tr.record.references() {
+    for (rk, sid) in record.references() {
         if let Some(l) = job.crosswalk.get(rk, &sid).await?
             && let Some(d) = l.dest_id
         {
             ctx.resolved.insert(rk, &sid, d);
         }
     }
-    let info = job.describe().await?;
-    for (field, expected) in expected_fields(&tr.record, &ctx)
+    for (field, expected) in expected_fields(&record, &ctx)
         .into_iter()
         .filter(|(f, _)| info.supports(kind, f))
     {
         let got = found.get(&field).cloned().unwrap_or_default();
-        if !phases::same_value(&expected, &got) {
+        if !phases::same_field_value(&field, &expected, &got) {
             return Ok(Some(format!(
                 "{field} is now {got:?}, the migration wrote {expected:?}"
             )));
         }
     }
-    if let CanonicalRecord::Ticket(_) = &tr.record {
+    if let CanonicalRecord::Ticket(_) = &record {
         let written = activities_of.get(&link.source_id).map_or(0, |v| {
             v.iter().filter(|l| l.status == LinkStatus::Created).count()
         });

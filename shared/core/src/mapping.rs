@@ -142,18 +142,17 @@ impl FieldMap {
                 }
             }
         }
-        for kind in [ObjectKind::Ticket] {
-            let c = self.for_kind(kind).ok_or_else(|| {
-                Error::Config(format!(
-                    "field map: no source collection is mapped to {kind}; nothing to migrate"
-                ))
-            })?;
-            if c.standard("subject").is_none() {
-                return Err(Error::Config(format!(
-                    "field map: {} has no field mapped to ticket subject; map one (edit the map and approve again)",
-                    c.collection
-                )));
-            }
+        let kind = ObjectKind::Ticket;
+        let c = self.for_kind(kind).ok_or_else(|| {
+            Error::Config(format!(
+                "field map: no source collection is mapped to {kind}; nothing to migrate"
+            ))
+        })?;
+        if c.standard("subject").is_none() {
+            return Err(Error::Config(format!(
+                "field map: {} has no field mapped to ticket subject; map one (edit the map and approve again)",
+                c.collection
+            )));
         }
         Ok(())
     }

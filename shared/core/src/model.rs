@@ -180,6 +180,9 @@ pub struct AttachmentRef {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub md5: Option<String>,
+    /// Referenced by an `<img>` in the record's body rather than listed as a file by the source.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
 }
 
 /// A record exactly as the source gave it, keyed by the source's field names.
@@ -423,6 +426,8 @@ pub struct Task {
 }
 
 /// What the load phase hands a destination.
+// Records are handled one at a time, so the variants' size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CanonicalRecord {

@@ -122,53 +122,50 @@ pub async fn preflight(job: &Job) -> Result<Scoping> {
     let mut source_calls = 1 + schema.collections.len() as u64;
     job.progress
         .start("preflight", Some(schema.collections.len() as u64));
-    for col in &schema.collections {
-        let mut scope = CollectionScope {
-            collection: col.name.clone(),
-            proposed_kind: crate::mapping::propose_kind(&col.name).map(|k| k.0),
-            readable: col.readable(),
-            fields: col.fields.len(),
-            custom_fields: col.fields.iter().filter(|f| f.custom).cloned().collect(),
-            ..Default::default()
-        };
-        if !col.readable() {
-            scoping.permission_gaps.push(col.name.clone());
-        } else {
-            let mut cursor = None;
-            loop {
-                let page = job
-                    .source
-                    .read_page(
-                        &col.name,
-                        &PageRequest {
-                            cursor: cursor.clone(),
-                            modified_since: None,
-                            page_size: job.settings.page_size,
-                        },
-                    )
-                    .await?;
-                source_calls += 1;
-                scope.records += page.records.len() as u64;
-                for r in &page.records {
-                    for a in &r.attachments {
-                        scope.attachments += 1;
-                        let size = a.size.unwrap_or(0);
-                        scope.attachment_bytes += size;
-                        if size > job.settings.attachment_max_bytes {
-                            scope.attachments_over_limit += 1;
-                        }
-                    }
-                }
-                match page.next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
-            }
-            if scope.records == 0 {
-                scoping.empty_collections.push(col.name.clone());
-            }
+    // Before any extract, the pages read here are staged for it to reuse (its signpost is
+    // taken now, so changes made meanwhile are picked up by the first delta).
+    let signpost = if job.settings.preflight_reuse_minutes > 0
+        && job
+            .checkpoints
+            .get("extract-signpost", "all")
+            .await?
+            .is_none()
+    {
+        Some(job.source.cursor_now().await?)
+    } else {
+        None
+    };
+    let surveys = futures::stream::iter(schema.collections.iter().cloned().map(|col| {
+        let signpost = signpost.clone();
+        async move {
+            let mut scope = CollectionScope {
+                collection: col.name.clone(),
+                proposed_kind: crate::mapping::propose_kind(&col.name).map(|k| k.0),
+                readable: col.readable(),
+                fields: col.fields.len(),
+                custom_fields: col.fields.iter().filter(|f| f.custom).cloned().collect(),
+                ..Default::default()
+            };
+            let calls = if col.readable() {
+                survey(job, &mut scope, signpost.as_deref()).await?
+            } else {
+                0
+            };
+            job.progress.advance("preflight", 1);
+            Ok::<_, Error>((scope, calls))
         }
-        job.progress.advance("preflight", 1);
+    }))
+    .buffered(4)
+    .collect::<Vec<_>>()
+    .await;
+    for survey in surveys {
+        let (scope, calls) = survey?;
+        source_calls += calls;
+        if !scope.readable {
+            scoping.permission_gaps.push(scope.collection.clone());
+        } else if scope.records == 0 {
+            scoping.empty_collections.push(scope.collection.clone());
+        }
         scoping.collections.push(scope);
     }
     // Department values (from a ticket department dropdown) against destination departments.
@@ -218,10 +215,7 @@ pub async fn preflight(job: &Job) -> Result<Scoping> {
         .is_none_or(|c| c >= scoping.estimated_credits);
     let elapsed = started.elapsed().as_secs_f64();
     scoping.measured_source_latency_ms = elapsed * 1000.0 / source_calls.max(1) as f64;
-    let conc = dest
-        .concurrency_cap
-        .unwrap_or(job.settings.load_concurrency)
-        .max(1) as f64;
+    let conc = job.settings.load_concurrency_for(dest.concurrency_cap) as f64;
     scoping.estimated_minutes =
         (calls / conc) * (scoping.measured_source_latency_ms.max(20.0) / 1000.0) / 60.0;
     for kind in ObjectKind::LOADED {
@@ -241,6 +235,226 @@ pub async fn preflight(job: &Job) -> Result<Scoping> {
     Ok(scoping)
 }
 
+/// Whether a pre-flight ran within `preflight_reuse_minutes` (a run then takes its results and
+/// staged pages instead of reading the source again).
+pub async fn preflight_is_recent(job: &Job) -> Result<bool> {
+    let Some(scoping) = get_json::<Scoping>(job, keys::SCOPING).await? else {
+        return Ok(false);
+    };
+    Ok(minutes_since(&scoping.at)
+        .is_some_and(|m| m >= 0.0 && m <= job.settings.preflight_reuse_minutes as f64))
+}
+
+/// Minutes elapsed since an ISO-8601 UTC stamp.
+fn minutes_since(at: &str) -> Option<f64> {
+    at.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| jiff::Timestamp::now().duration_since(t).as_secs_f64() / 60.0)
+}
+
+/// What the pre-flight staged of one collection, for the extract to adopt.
+#[derive(Serialize, Deserialize)]
+struct PreflightStaged {
+    pages: u64,
+    records: u64,
+    seen: Option<String>,
+    signpost: String,
+}
+
+/// Counts one collection's records and files, staging its pages when `signpost` is given.
+async fn survey(job: &Job, scope: &mut CollectionScope, signpost: Option<&str>) -> Result<u64> {
+    let col = scope.collection.clone();
+    if signpost.is_some() {
+        clear_staged(job, &col).await?;
+    }
+    let mut pager = Pager::new(job, &col, None, None);
+    let mut page_no = 0u64;
+    let mut seen: Option<String> = None;
+    loop {
+        let pages = pager.next_batch().await?;
+        if pages.is_empty() {
+            break;
+        }
+        for page in pages {
+            scope.records += page.records.len() as u64;
+            for r in &page.records {
+                for a in &r.attachments {
+                    scope.attachments += 1;
+                    let size = a.size.unwrap_or(0);
+                    scope.attachment_bytes += size;
+                    if size > job.settings.attachment_max_bytes {
+                        scope.attachments_over_limit += 1;
+                    }
+                }
+                if let Some(c) = &r.cursor_value
+                    && seen.as_ref().is_none_or(|s| c > s)
+                {
+                    seen = Some(c.clone());
+                }
+            }
+            if signpost.is_some() {
+                put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
+            }
+            page_no += 1;
+        }
+    }
+    if let Some(signpost) = signpost {
+        let staged = PreflightStaged {
+            pages: page_no,
+            records: scope.records,
+            seen,
+            signpost: signpost.to_string(),
+        };
+        job.checkpoints
+            .put(&Checkpoint {
+                phase: "preflight-stage".into(),
+                partition: col.clone(),
+                cursor: Some(serde_json::to_string(&staged)?),
+                done: true,
+                updated_at: now_iso(),
+            })
+            .await?;
+    }
+    Ok(pager.calls)
+}
+
+/// Takes over the pages the pre-flight staged of `col` when they are recent enough; their
+/// record count, or None when the collection must be read again.
+async fn adopt_preflight(job: &Job, col: &str) -> Result<Option<u64>> {
+    let Some(cp) = job.checkpoints.get("preflight-stage", col).await? else {
+        return Ok(None);
+    };
+    let Some(staged) = cp
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<PreflightStaged>(c).ok())
+    else {
+        return Ok(None);
+    };
+    if !minutes_since(&cp.updated_at)
+        .is_some_and(|m| m >= 0.0 && m <= job.settings.preflight_reuse_minutes as f64)
+    {
+        return Ok(None);
+    }
+    job.checkpoints
+        .put(&Checkpoint {
+            phase: "extract".into(),
+            partition: col.to_string(),
+            cursor: Some(serde_json::to_string(&(staged.pages, None::<String>))?),
+            done: true,
+            updated_at: now_iso(),
+        })
+        .await?;
+    set_delta_cursor(job, col, staged.seen, &staged.signpost).await?;
+    Ok(Some(staged.records))
+}
+
+/// Removes a collection's staged pages (left by a pre-flight too old to reuse).
+async fn clear_staged(job: &Job, col: &str) -> Result<()> {
+    for key in staged_pages(job, col).await? {
+        job.stage.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// Reads a collection's pages in order. Where the source can name later pages ahead
+/// (`Source::cursor_after`), it reads a window of pages at once, growing from one page up to
+/// `source_concurrency` while pages keep coming, so a short collection costs no extra call.
+pub struct Pager<'a> {
+    job: &'a Job,
+    col: &'a str,
+    cursor: Option<String>,
+    modified_since: Option<String>,
+    window: usize,
+    done: bool,
+    /// Source calls made, speculative reads past the end included.
+    pub calls: u64,
+}
+
+impl<'a> Pager<'a> {
+    pub fn new(
+        job: &'a Job,
+        col: &'a str,
+        cursor: Option<String>,
+        modified_since: Option<String>,
+    ) -> Self {
+        Pager {
+            job,
+            col,
+            cursor,
+            modified_since,
+            window: 1,
+            done: false,
+            calls: 0,
+        }
+    }
+
+    /// The cursor the next batch starts from (None before the first page and after the last).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// The next pages, in order; empty once the collection is read.
+    pub async fn next_batch(&mut self) -> Result<Vec<RawPage>> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let max = self.job.settings.source_concurrency.max(1);
+        let mut cursors = vec![self.cursor.clone()];
+        for i in 1..self.window.min(max) {
+            match self
+                .job
+                .source
+                .cursor_after(self.cursor.as_deref(), i as u64)
+            {
+                Some(c) => cursors.push(Some(c)),
+                None => break,
+            }
+        }
+        let (job, col) = (self.job, self.col);
+        let reads = futures::future::join_all(cursors.iter().map(|c| {
+            let request = PageRequest {
+                cursor: c.clone(),
+                modified_since: self.modified_since.clone(),
+                page_size: job.settings.page_size,
+            };
+            async move { job.source.read_page(col, &request).await }
+        }))
+        .await;
+        self.calls += reads.len() as u64;
+        let asked = cursors.len();
+        let mut out = Vec::new();
+        for (i, read) in reads.into_iter().enumerate() {
+            // A page read ahead that failed is read again as the head of the next batch.
+            let page = match read {
+                Ok(p) => p,
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let next = page.next.clone();
+            out.push(page);
+            match next {
+                None => {
+                    self.done = true;
+                    self.cursor = None;
+                    break;
+                }
+                Some(n) => {
+                    let ahead = cursors.get(i + 1).and_then(|c| c.as_deref()) == Some(n.as_str());
+                    self.cursor = Some(n);
+                    if !ahead {
+                        break;
+                    }
+                }
+            }
+        }
+        if !self.done && out.len() == asked {
+            self.window = (self.window * 2).min(max);
+        }
+        Ok(out)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Mapping proposal, 3. approval
 
@@ -249,18 +463,38 @@ pub async fn propose_mapping(job: &Job) -> Result<FieldMap> {
     let dest = job.describe().await?;
     let mut samples = BTreeMap::new();
     for col in schema.collections.iter().filter(|c| c.readable()) {
-        let page = job
-            .source
-            .read_page(
-                &col.name,
-                &PageRequest {
-                    cursor: None,
-                    modified_since: None,
-                    page_size: 50,
-                },
-            )
-            .await?;
-        samples.insert(col.name.clone(), page.records);
+        // The first staged page serves as the sample when the pre-flight or extract staged it.
+        let staged = job
+            .checkpoints
+            .get("preflight-stage", &col.name)
+            .await?
+            .is_some()
+            || job.checkpoints.get("extract", &col.name).await?.is_some();
+        let first: Option<Vec<RawRecord>> = if staged {
+            get_json(job, &keys::raw_page(&col.name, 0)).await?
+        } else {
+            None
+        };
+        let records = match first {
+            Some(mut records) => {
+                records.truncate(50);
+                records
+            }
+            None => {
+                job.source
+                    .read_page(
+                        &col.name,
+                        &PageRequest {
+                            cursor: None,
+                            modified_since: None,
+                            page_size: 50,
+                        },
+                    )
+                    .await?
+                    .records
+            }
+        };
+        samples.insert(col.name.clone(), records);
     }
     let map = propose(job.source.platform(), &schema, &samples, &dest);
     put_json(job, keys::FIELD_MAP, &map).await?;
@@ -303,32 +537,41 @@ pub async fn approved_map(job: &Job) -> Result<FieldMap> {
 
 pub async fn schema(job: &Job) -> Result<Vec<DestField>> {
     let map = approved_map(job).await?;
-    let mut out: Vec<DestField> = Vec::new();
-    for (kind, label, field_type, options) in map.custom_fields() {
-        if !ObjectKind::LOADED.contains(&kind) || kind == ObjectKind::Activity {
-            continue;
-        }
-        let spec = CustomFieldSpec {
+    let specs: Vec<CustomFieldSpec> = map
+        .custom_fields()
+        .into_iter()
+        .filter(|(kind, ..)| ObjectKind::LOADED.contains(kind) && *kind != ObjectKind::Activity)
+        .map(|(kind, label, field_type, options)| CustomFieldSpec {
             kind,
-            label: label.clone(),
+            label,
             field_type,
             options,
             scope: None,
-        };
+        })
+        .collect();
+    let concurrency = job
+        .settings
+        .load_concurrency_for(job.describe().await?.concurrency_cap);
+    let out: Vec<DestField> = futures::stream::iter(specs.into_iter().map(|spec| async move {
         let field = job.dest.ensure_custom_field(&spec).await?;
         job.audit
             .append(&[AuditEntry {
                 at: now_iso(),
                 op: AuditOp::Schema,
-                kind,
-                source_id: label,
+                kind: spec.kind,
+                source_id: spec.label.clone(),
                 dest_id: Some(field.id.clone()),
                 outcome: "ok".into(),
                 payload_hash: crate::util::sha256_hex(&serde_json::to_vec(&spec)?),
             }])
             .await?;
-        out.push(field);
-    }
+        Ok::<_, Error>(field)
+    }))
+    .buffered(concurrency)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<_>>()?;
     put_json(job, keys::SCHEMA, &out).await?;
     job.forget_description().await;
     Ok(out)
@@ -380,27 +623,40 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
             job.progress.advance("extract", 1);
             continue;
         }
+        if cp.is_none() {
+            if let Some(n) = adopt_preflight(job, &col).await? {
+                counts.insert(col.clone(), n);
+                job.progress.advance("extract", 1);
+                continue;
+            }
+            clear_staged(job, &col).await?;
+        }
         // The checkpoint holds the next page number with the source cursor, so a page written
         // just before a crash is overwritten, not staged twice.
-        let (mut page_no, mut cursor): (u64, Option<String>) = cp
+        let (mut page_no, cursor): (u64, Option<String>) = cp
             .and_then(|c| c.cursor)
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or((0, None));
+        let resumed = page_no > 0;
+        let mut pager = Pager::new(job, &col, cursor, None);
+        let mut seen: Option<String> = None;
+        let mut records = 0u64;
         loop {
-            let page = job
-                .source
-                .read_page(
-                    &col,
-                    &PageRequest {
-                        cursor: cursor.clone(),
-                        modified_since: None,
-                        page_size: job.settings.page_size,
-                    },
-                )
-                .await?;
-            put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
-            page_no += 1;
-            cursor = page.next.clone();
+            let pages = pager.next_batch().await?;
+            if pages.is_empty() {
+                break;
+            }
+            for page in &pages {
+                for c in page.records.iter().filter_map(|r| r.cursor_value.as_ref()) {
+                    if seen.as_ref().is_none_or(|s| c > s) {
+                        seen = Some(c.clone());
+                    }
+                }
+                records += page.records.len() as u64;
+                put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
+                page_no += 1;
+            }
+            let cursor = pager.cursor().map(str::to_string);
             job.checkpoints
                 .put(&Checkpoint {
                     phase: "extract".into(),
@@ -410,17 +666,18 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
                     updated_at: now_iso(),
                 })
                 .await?;
-            if cursor.is_none() {
-                break;
-            }
         }
-        let seen = staged_records(job, &col)
-            .await?
-            .into_iter()
-            .filter_map(|r| r.cursor_value)
-            .max();
+        if resumed {
+            // Pages staged before the interruption count too.
+            seen = staged_records(job, &col)
+                .await?
+                .into_iter()
+                .filter_map(|r| r.cursor_value)
+                .max();
+            records = count_staged(job, &col).await?;
+        }
         set_delta_cursor(job, &col, seen, &signpost).await?;
-        counts.insert(col.clone(), count_staged(job, &col).await?);
+        counts.insert(col.clone(), records);
         job.progress.advance("extract", 1);
     }
     job.progress
@@ -845,6 +1102,8 @@ struct LoadEnv<'a> {
     base: LoadContext,
     /// Destination length limits, `kind.field` -> characters.
     max_lengths: BTreeMap<String, usize>,
+    /// The destination takes inline images' bytes with the record (`DestinationInfo::inline_media`).
+    inline_media: bool,
     flags: std::sync::Mutex<Vec<Flag>>,
 }
 
@@ -882,6 +1141,10 @@ enum Outcome {
     Updated,
     Unchanged,
     Failed(String),
+    /// Throttled or out of budget past the client's own retries: the record is not failed; the
+    /// batch stays open and the phase stops with this error, so the caller (a person, or the
+    /// state machine's Retry and Wait) resumes it later.
+    Deferred(Error),
 }
 
 pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
@@ -948,12 +1211,13 @@ pub async fn load_batches(
     let scope = selection_scope(job, &map, &t).await?;
     let selected = scope.tickets.clone();
     let base = load_context(job, kind).await?;
-    let max_lengths = job.describe().await?.max_lengths;
+    let info = job.describe().await?;
     let env = LoadEnv {
         job,
         kind,
         base,
-        max_lengths,
+        max_lengths: info.max_lengths,
+        inline_media: info.inline_media,
         flags: std::sync::Mutex::new(Vec::new()),
     };
     let mut tally = Tally::default();
@@ -964,7 +1228,7 @@ pub async fn load_batches(
         Batches::Whole(prefix) => (vec!["all".to_string()], Some(prefix.clone())),
     };
     job.progress.start(phase, Some(keys_list.len() as u64));
-    let concurrency = job.settings.load_concurrency.max(1);
+    let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
     for key in &keys_list {
         let raws: Vec<RawRecord> = match &whole {
             Some(prefix) => {
@@ -1030,10 +1294,16 @@ pub async fn load_batches(
                 async move {
                     let mut out = Vec::with_capacity(group.len());
                     for w in group {
-                        out.push(match w {
+                        let o = match w {
                             Ok(record) => env.load_one(record).await,
                             Err((raw, e)) => env.fail_raw(&raw, &e).await,
-                        });
+                        };
+                        // A group is one ticket's thread, written in order: stop at a deferral.
+                        let deferred = matches!(o, Outcome::Deferred(_));
+                        out.push(o);
+                        if deferred {
+                            break;
+                        }
                     }
                     out
                 }
@@ -1041,6 +1311,7 @@ pub async fn load_batches(
             .buffer_unordered(concurrency)
             .collect()
             .await;
+        let mut deferred = None;
         for o in outcomes.into_iter().flatten() {
             match o {
                 Outcome::Created => tally.created += 1,
@@ -1050,11 +1321,16 @@ pub async fn load_batches(
                     tally.failed += 1;
                     *tally.reasons.entry(reason).or_insert(0) += 1;
                 }
+                Outcome::Deferred(e) => deferred = deferred.or(Some(e)),
             }
         }
         flags.extend(env.flags.lock().unwrap().drain(..));
         if !flags.is_empty() {
             put_json(job, &keys::flags(phase, key), &flags).await?;
+        }
+        if let Some(e) = deferred {
+            // The batch's checkpoint stays open: a resumed phase writes only what is missing.
+            return Err(e);
         }
         job.checkpoints
             .put(&Checkpoint {
@@ -1192,6 +1468,7 @@ async fn load_context(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
             .map(|d| (d.name.clone(), d.id.clone()))
             .collect(),
         source_platform: job.source.platform().to_string(),
+        inline_images: BTreeMap::new(),
     })
 }
 
@@ -1246,6 +1523,9 @@ impl LoadEnv<'_> {
     async fn load_one(&self, record: CanonicalRecord) -> Outcome {
         match self.try_load(&record).await {
             Ok(o) => o,
+            Err(e @ (Error::Throttled { .. } | Error::BudgetExhausted { .. })) => {
+                Outcome::Deferred(e)
+            }
             Err(e) => {
                 let reason = reason_of(&e);
                 let payload = serde_json::to_value(&record).unwrap_or_default();
@@ -1319,6 +1599,7 @@ impl LoadEnv<'_> {
                 }
                 LinkStatus::Created => {
                     let dest_id = l.dest_id.clone().unwrap_or_default();
+                    self.fetch_inline_images(record, &mut ctx).await;
                     job.dest.update(&dest_id, record, &ctx).await?;
                     self.audit(AuditOp::Update, &id, Some(&dest_id), &hash)
                         .await?;
@@ -1327,8 +1608,9 @@ impl LoadEnv<'_> {
                         .await?;
                     return Ok(Outcome::Updated);
                 }
-                LinkStatus::Pending => {
-                    // A create may have landed before a crash: look before creating again.
+                LinkStatus::Pending | LinkStatus::Failed => {
+                    // A create may have landed before a crash, or before the error that failed
+                    // the record: look before creating again.
                     if let Some(dest_id) = job.dest.find_existing(record, &ctx).await? {
                         job.crosswalk
                             .put_batch(&[self.link(
@@ -1349,6 +1631,7 @@ impl LoadEnv<'_> {
         job.crosswalk
             .put_batch(&[self.link(&id, None, LinkStatus::Pending, &hash)])
             .await?;
+        self.fetch_inline_images(record, &mut ctx).await;
         let mut attempts = 0;
         let mut renamed = record.clone();
         let mut record = record;
@@ -1420,14 +1703,57 @@ impl LoadEnv<'_> {
         });
     }
 
+    /// Downloads the images the record's body shows, for a destination that stores them as media.
+    /// One that cannot be fetched is flagged and stays a text placeholder in the body.
+    async fn fetch_inline_images(&self, record: &CanonicalRecord, ctx: &mut LoadContext) {
+        if !self.inline_media {
+            return;
+        }
+        let Some(html) = body_with_images(record) else {
+            return;
+        };
+        for src in inline_image_sources(html) {
+            if src.starts_with("cid:")
+                || src.starts_with("data:")
+                || ctx.inline_images.contains_key(&src)
+                || self.job.source.may_fetch(&src).is_err()
+            {
+                continue;
+            }
+            let listed = record.attachments().iter().find(|a| a.url == src).cloned();
+            let file = listed.unwrap_or_else(|| AttachmentRef {
+                id: src.clone(),
+                file_name: file_name_of(&src),
+                url: src.clone(),
+                size: None,
+                md5: None,
+                inline: true,
+            });
+            match self.job.source.download(&file).await {
+                Ok(bytes) => {
+                    ctx.inline_images.insert(
+                        src,
+                        InlineImage {
+                            file_name: file.file_name,
+                            bytes,
+                        },
+                    );
+                }
+                Err(e) => {
+                    let shown: String = src.chars().take(200).collect();
+                    self.flag(
+                        record.source_id(),
+                        "inline_image_failed",
+                        format!("inline image {shown} could not be downloaded ({e}): it stays a text placeholder"),
+                    );
+                }
+            }
+        }
+    }
+
     /// Inline images are never fetched off the source's hosts: each one elsewhere is reported.
     fn check_inline_images(&self, record: &CanonicalRecord) {
-        let html = match record {
-            CanonicalRecord::Ticket(t) => t.description_html.as_deref(),
-            CanonicalRecord::Activity(a) => Some(a.body_html.as_str()),
-            _ => None,
-        };
-        let Some(html) = html.filter(|h| h.contains("<img") || h.contains("<IMG")) else {
+        let Some(html) = body_with_images(record) else {
             return;
         };
         for src in inline_image_sources(html) {
@@ -1449,49 +1775,11 @@ impl LoadEnv<'_> {
         }
     }
 
-    /// Shortens values over the destination's limits, keeping the full text where it fits.
+    /// Shortens values over the destination's limits (see [`fit_lengths`]) and flags each.
     fn fit_lengths(&self, record: &mut CanonicalRecord) {
-        let limit = |f: &str| {
-            self.max_lengths
-                .get(&format!("{}.{f}", self.kind))
-                .copied()
-                .unwrap_or(0)
-        };
-        match record {
-            CanonicalRecord::Account(a) => {
-                if let Some(full) = truncate_chars(&mut a.name, limit("name")) {
-                    let note = format!("Full name: {full}");
-                    a.description = Some(match a.description.take() {
-                        Some(d) => format!("{note}\n\n{d}"),
-                        None => note,
-                    });
-                    self.flag(
-                        &a.source_id,
-                        "name_truncated",
-                        format!(
-                            "name over {} characters: shortened, full name kept in the description",
-                            limit("name")
-                        ),
-                    );
-                }
-            }
-            CanonicalRecord::Ticket(t) => {
-                if let Some(full) = truncate_chars(&mut t.subject, limit("subject")) {
-                    let html = format!("<p>Full subject: {}</p>", html_escape(&full));
-                    t.description_html = Some(html + t.description_html.as_deref().unwrap_or(""));
-                    self.flag(&t.source_id, "subject_truncated", format!("subject over {} characters: shortened, full subject kept in the description", limit("subject")));
-                }
-            }
-            CanonicalRecord::Task(t) => {
-                if truncate_chars(&mut t.subject, limit("subject")).is_some() {
-                    self.flag(
-                        &t.source_id,
-                        "subject_truncated",
-                        "task subject shortened to the destination's limit".into(),
-                    );
-                }
-            }
-            _ => {}
+        let id = record.source_id().to_string();
+        for (code, message) in fit_lengths(record, &self.max_lengths) {
+            self.flag(&id, &code, message);
         }
     }
 
@@ -1524,7 +1812,25 @@ impl LoadEnv<'_> {
     }
 }
 
-/// A short, groupable reason for a failure (the full error stays in the failed record).
+/// The HTML body of a ticket or activity, when it holds an image.
+fn body_with_images(record: &CanonicalRecord) -> Option<&str> {
+    let html = match record {
+        CanonicalRecord::Ticket(t) => t.description_html.as_deref(),
+        CanonicalRecord::Activity(a) => Some(a.body_html.as_str()),
+        _ => None,
+    };
+    html.filter(|h| h.contains("<img") || h.contains("<IMG"))
+}
+
+/// The last path segment of a URL, as a file name (`image` when there is none).
+fn file_name_of(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/')
+        .find(|s| !s.is_empty() && !s.contains(':'))
+        .unwrap_or("image")
+        .to_string()
+}
+
 /// The `src` of every `<img>` in an HTML fragment (parsed, so malformed markup is handled).
 pub fn inline_image_sources(html: &str) -> Vec<String> {
     let doc = scraper::Html::parse_fragment(html);
@@ -1542,6 +1848,7 @@ pub fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A short, groupable reason for a failure (the full error stays in the failed record).
 fn reason_of(e: &Error) -> String {
     match e {
         Error::Data { message, .. } => message.split(';').next().unwrap_or(message).to_string(),
@@ -1628,43 +1935,68 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
         ..Default::default()
     }));
     job.progress.start("attachments", Some(work.len() as u64));
-    futures::stream::iter(work.into_iter().map(|(kind, rid, pkind, pid, a)| {
-        let report = report.clone();
-        async move {
-            let res = attach_one(job, pkind, &pid, &a).await;
-            let mut r = report.lock().unwrap();
-            let problem = |reason: String| AttachmentProblem {
-                record_kind: kind,
-                record_id: rid.clone(),
-                file_name: a.file_name.clone(),
-                url: a.url.clone(),
-                size: a.size,
-                reason,
-            };
-            match res {
-                Ok(AttachOutcome::Uploaded { declared_md5_wrong }) => {
-                    r.uploaded += 1;
-                    if declared_md5_wrong {
-                        r.md5_mismatch_declared += 1;
-                        r.problems.push(problem("the source's declared MD5 does not match the file (downloaded twice, identical): uploaded, source metadata is wrong".into()));
+    let info = job.describe().await?;
+    let uploads = job
+        .settings
+        .attachment_concurrency_for(info.concurrency_cap);
+    let downloads = job.settings.source_concurrency.max(1);
+    // Downloads run ahead of uploads (bounded by the channel), so the destination's slots never
+    // wait on the source.
+    let (mut tx, rx) = futures::channel::mpsc::channel(uploads);
+    let produce = async move {
+        let mut fetched = futures::stream::iter(work.into_iter().map(|w| async move {
+            let fetched = fetch_attachment(job, w.2, &w.3, &w.4).await;
+            (w, fetched)
+        }))
+        .buffer_unordered(downloads);
+        while let Some(item) = fetched.next().await {
+            if futures::SinkExt::send(&mut tx, item).await.is_err() {
+                break;
+            }
+        }
+    };
+    let consume = rx
+        .map(|((kind, rid, pkind, _pid, a), fetched)| {
+            let report = report.clone();
+            async move {
+                let res = match fetched {
+                    Ok(Fetched::Done(outcome)) => Ok(outcome),
+                    Ok(Fetched::Ready(ready)) => upload_attachment(job, pkind, &a, ready).await,
+                    Err(e) => Err(e),
+                };
+                let mut r = report.lock().unwrap();
+                let problem = |reason: String| AttachmentProblem {
+                    record_kind: kind,
+                    record_id: rid.clone(),
+                    file_name: a.file_name.clone(),
+                    url: a.url.clone(),
+                    size: a.size,
+                    reason,
+                };
+                match res {
+                    Ok(AttachOutcome::Uploaded { declared_md5_wrong }) => {
+                        r.uploaded += 1;
+                        if declared_md5_wrong {
+                            r.md5_mismatch_declared += 1;
+                            r.problems.push(problem("the source's declared MD5 does not match the file (downloaded twice, identical): uploaded, source metadata is wrong".into()));
+                        }
+                    }
+                    Ok(AttachOutcome::Already) => r.already += 1,
+                    Ok(AttachOutcome::OverLimit) => {
+                        r.over_limit += 1;
+                        r.problems.push(problem(format!("over {} bytes: flagged for a dedicated transfer", job.settings.attachment_max_bytes)));
+                    }
+                    Err(e) => {
+                        r.failed += 1;
+                        r.problems.push(problem(e.to_string()));
                     }
                 }
-                Ok(AttachOutcome::Already) => r.already += 1,
-                Ok(AttachOutcome::OverLimit) => {
-                    r.over_limit += 1;
-                    r.problems.push(problem(format!("over {} bytes: flagged for a dedicated transfer", job.settings.attachment_max_bytes)));
-                }
-                Err(e) => {
-                    r.failed += 1;
-                    r.problems.push(problem(e.to_string()));
-                }
+                job.progress.advance("attachments", 1);
             }
-            job.progress.advance("attachments", 1);
-        }
-    }))
-    .buffer_unordered(job.settings.attachment_concurrency.max(1))
-    .collect::<Vec<()>>()
-    .await;
+        })
+        .buffer_unordered(uploads)
+        .collect::<Vec<()>>();
+    futures::join!(produce, consume);
     let report = report.lock().unwrap().clone();
     put_json(job, "reports/attachments.json", &report).await?;
     job.progress.finish(
@@ -1687,17 +2019,33 @@ fn attachment_key(parent_kind: ObjectKind, parent_id: &str, a: &AttachmentRef) -
     format!("{parent_kind}:{parent_id}:{}", a.id)
 }
 
-async fn attach_one(
+/// An attachment after its download: settled already, or bytes ready to upload.
+enum Fetched {
+    Done(AttachOutcome),
+    Ready(ReadyFile),
+}
+
+struct ReadyFile {
+    key: String,
+    parent: String,
+    bytes: Bytes,
+    md5: String,
+    declared_md5_wrong: bool,
+}
+
+/// Everything before the upload: the crosswalk check, the size limit, the download, its checks,
+/// and staging the bytes.
+async fn fetch_attachment(
     job: &Job,
     parent_kind: ObjectKind,
     parent_id: &str,
     a: &AttachmentRef,
-) -> Result<AttachOutcome> {
+) -> Result<Fetched> {
     let key = attachment_key(parent_kind, parent_id, a);
     if let Some(l) = job.crosswalk.get(ObjectKind::Attachment, &key).await?
         && l.status == LinkStatus::Created
     {
-        return Ok(AttachOutcome::Already);
+        return Ok(Fetched::Done(AttachOutcome::Already));
     }
     if a.size.unwrap_or(0) > job.settings.attachment_max_bytes {
         job.crosswalk
@@ -1712,7 +2060,7 @@ async fn attach_one(
                 updated_at: now_iso(),
             }])
             .await?;
-        return Ok(AttachOutcome::OverLimit);
+        return Ok(Fetched::Done(AttachOutcome::OverLimit));
     }
     let parent = job
         .crosswalk
@@ -1755,6 +2103,29 @@ async fn attach_one(
         declared_md5_wrong = true;
     }
     job.stage.put(&keys::blob(&md5), bytes.clone()).await?;
+    Ok(Fetched::Ready(ReadyFile {
+        key,
+        parent,
+        bytes,
+        md5,
+        declared_md5_wrong,
+    }))
+}
+
+/// The upload of a fetched file, resumable: a pending link is looked up before uploading again.
+async fn upload_attachment(
+    job: &Job,
+    parent_kind: ObjectKind,
+    a: &AttachmentRef,
+    ready: ReadyFile,
+) -> Result<AttachOutcome> {
+    let ReadyFile {
+        key,
+        parent,
+        bytes,
+        md5,
+        declared_md5_wrong,
+    } = ready;
     let pending = job
         .crosswalk
         .get(ObjectKind::Attachment, &key)
@@ -1929,9 +2300,9 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
             job.settings.validation_sample
         };
         let ctx0 = load_context(job, kind).await?;
-        let mut taken = 0;
+        let mut picked = Vec::new();
         for raw in raws {
-            if taken >= want {
+            if picked.len() >= want {
                 break;
             }
             let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
@@ -1943,7 +2314,6 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
             let Ok(tr) = t.transform(kind, &raw) else {
                 continue;
             };
-            taken += 1;
             let dest_id = link.dest_id.clone().unwrap_or_default();
             let mut ctx = ctx0.clone();
             for (rk, sid) in tr.record.references() {
@@ -1953,26 +2323,42 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
                     ctx.resolved.insert(rk, &sid, d);
                 }
             }
+            let mut record = tr.record;
+            fit_lengths(&mut record, &job.describe().await?.max_lengths);
+            picked.push((raw.id, dest_id, record, ctx));
+        }
+        let info = job.describe().await?;
+        let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
+        // Read-backs run concurrently; results are compared in the sampled order.
+        let dest_ids: Vec<String> = picked.iter().map(|p| p.1.clone()).collect();
+        let found = futures::stream::iter(
+            dest_ids
+                .into_iter()
+                .map(|dest_id| async move { job.dest.read_back(kind, &dest_id).await }),
+        )
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+        for ((source_id, dest_id, record, ctx), found) in picked.into_iter().zip(found) {
             report.checked += 1;
-            let Some(found) = job.dest.read_back(kind, &dest_id).await? else {
+            let Some(found) = found? else {
                 report
                     .missing
-                    .push(format!("{kind} {} (destination {dest_id})", raw.id));
+                    .push(format!("{kind} {source_id} (destination {dest_id})"));
                 continue;
             };
-            let info = job.describe().await?;
-            let expected: BTreeMap<String, String> = expected_fields(&tr.record, &ctx)
+            let expected: BTreeMap<String, String> = expected_fields(&record, &ctx)
                 .into_iter()
                 .filter(|(f, _)| info.supports(kind, f))
                 .collect();
             let mut ok = true;
             for (field, exp) in expected {
                 let got = found.get(&field).cloned().unwrap_or_default();
-                if !same_value(&exp, &got) {
+                if !same_field_value(&field, &exp, &got) {
                     ok = false;
                     report.mismatches.push(FieldMismatch {
                         kind,
-                        source_id: raw.id.clone(),
+                        source_id: source_id.clone(),
                         dest_id: dest_id.clone(),
                         field,
                         expected: exp,
@@ -1987,6 +2373,67 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
     }
     put_json(job, keys::VALIDATION, &report).await?;
     Ok(report)
+}
+
+/// Shortens values over the destination's limits (`kind.field` -> characters), keeping the full
+/// text where it fits; returns a (code, message) flag per shortened value. The load, validation
+/// and rollback's change detection all apply it, so a shortened value is not a difference.
+pub fn fit_lengths(
+    record: &mut CanonicalRecord,
+    max_lengths: &BTreeMap<String, usize>,
+) -> Vec<(String, String)> {
+    let kind = record.kind();
+    let limit = |f: &str| {
+        max_lengths
+            .get(&format!("{kind}.{f}"))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut flags = Vec::new();
+    match record {
+        CanonicalRecord::Account(a) => {
+            if let Some(full) = truncate_chars(&mut a.name, limit("name")) {
+                let note = format!("Full name: {full}");
+                a.description = Some(match a.description.take() {
+                    Some(d) => format!("{note}\n\n{d}"),
+                    None => note,
+                });
+                flags.push((
+                    "name_truncated".to_string(),
+                    format!(
+                        "name over {} characters: shortened, full name kept in the description",
+                        limit("name")
+                    ),
+                ));
+            }
+        }
+        CanonicalRecord::Ticket(t) => {
+            if let Some(full) = truncate_chars(&mut t.subject, limit("subject")) {
+                let html = format!("<p>Full subject: {}</p>", html_escape(&full));
+                t.description_html = Some(html + t.description_html.as_deref().unwrap_or(""));
+                flags.push(("subject_truncated".to_string(), format!("subject over {} characters: shortened, full subject kept in the description", limit("subject"))));
+            }
+        }
+        CanonicalRecord::Task(t) => {
+            if truncate_chars(&mut t.subject, limit("subject")).is_some() {
+                flags.push((
+                    "subject_truncated".to_string(),
+                    "task subject shortened to the destination's limit".to_string(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    flags
+}
+
+/// Equal as `field` is compared: a contact the destination keeps in several organizations (one
+/// customer shared by e-mail) matches when its list holds the expected one.
+pub fn same_field_value(field: &str, expected: &str, found: &str) -> bool {
+    same_value(expected, found)
+        || (field == "account"
+            && found.contains(';')
+            && found.split(';').any(|f| same_value(expected, f)))
 }
 
 /// Equal after the normalisation destinations apply (trimmed, numbers by value, dates by day).
@@ -2029,6 +2476,20 @@ pub async fn flags(job: &Job) -> Result<Vec<Flag>> {
         out.extend(get_json::<Vec<Flag>>(job, &key).await?.unwrap_or_default());
     }
     Ok(out)
+}
+
+/// Every phase's future is `Send`: the Lambda runtime and multi-threaded runners require it.
+#[allow(dead_code)]
+fn phases_are_send(job: &Job) {
+    fn send<T: Send>(_: T) {}
+    send(preflight(job));
+    send(propose_mapping(job));
+    send(schema(job));
+    send(extract(job));
+    send(agents(job));
+    send(load(job, ObjectKind::Ticket));
+    send(attachments(job));
+    send(validate(job));
 }
 
 #[cfg(test)]
@@ -2210,6 +2671,9 @@ mod tests {
         assert!(same_value("a;b", "b;a"));
         assert!(!same_value("Open", "Closed"));
         assert!(!same_value("Subject", "subject"), "text keeps its case");
+        assert!(same_field_value("account", "7", "7;9"));
+        assert!(!same_field_value("account", "8", "7;9"));
+        assert!(!same_field_value("status", "7", "7;9"));
     }
 }
 

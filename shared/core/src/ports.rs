@@ -45,6 +45,11 @@ pub trait Source: Send + Sync {
     fn may_fetch(&self, url: &str) -> std::result::Result<(), String>;
     /// The source's now, in its cursor format (the delta signpost).
     async fn cursor_now(&self) -> Result<String>;
+    /// The cursor `pages` pages after `cursor` (None = the first page), when the source's cursors
+    /// can be computed ahead (page numbers or offsets): the engine then reads pages concurrently.
+    fn cursor_after(&self, _cursor: Option<&str>, _pages: u64) -> Option<String> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,6 +117,10 @@ pub struct DestinationInfo {
     /// they stay in the staged payloads and the migration package, and validation skips them.
     #[serde(default)]
     pub unsupported_fields: Vec<String>,
+    /// The destination stores inline images as media of the record they appear in: the load phase
+    /// hands it their bytes (`LoadContext::inline_images`) when it writes that record.
+    #[serde(default)]
+    pub inline_media: bool,
 }
 
 impl DestinationInfo {
@@ -139,6 +148,16 @@ pub struct LoadContext {
     pub departments: BTreeMap<String, String>,
     /// Name of the source platform, for provenance lines.
     pub source_platform: String,
+    /// `<img src>` of the record's body -> the image's bytes, filled only for destinations that
+    /// declare `inline_media`.
+    pub inline_images: BTreeMap<String, InlineImage>,
+}
+
+/// An image a description or comment shows inline, with its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InlineImage {
+    pub file_name: String,
+    pub bytes: Bytes,
 }
 
 /// What a create did.

@@ -51,7 +51,9 @@ pub async fn run_flow(job: &Job, opts: &RunOptions) -> Result<RunSummary> {
         tracing::info!(phase = %name, "phase starts");
         match step.phase {
             Phase::Preflight => {
-                phases::preflight(job).await?;
+                if !phases::preflight_is_recent(job).await? {
+                    phases::preflight(job).await?;
+                }
             }
             Phase::ProposeMapping => {
                 if opts.repropose || phases::field_map(job).await.is_err() {

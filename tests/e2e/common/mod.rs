@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Output;
 
-use deskshift_sandbox::{SandboxOptions, Sandboxes, start_all};
+use deskshift_sandbox::{SandboxOptions, Sandboxes, ZohoJsmSandboxes, start_all, start_zoho_jsm};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_deskshift");
@@ -345,4 +345,233 @@ pub async fn assert_exactly_once(h: &Harness, src: &Source) -> Value {
         );
     }
     zoho
+}
+
+/// The Zoho Desk -> JSM path: the generated Zoho tenant, the JSM sandbox and a job file for both.
+pub struct JsmHarness {
+    pub sb: ZohoJsmSandboxes,
+    pub dir: tempfile::TempDir,
+    pub job: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl JsmHarness {
+    /// `destination` lines are added to the `[destination]` table, `settings` to `[settings]`.
+    pub async fn start(opts: SandboxOptions, destination: &str, settings: &str) -> JsmHarness {
+        let sb = start_zoho_jsm(&opts).await.expect("sandboxes start");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let info = sb.info();
+        let s = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
+        let toml = format!(
+            r#"job_dir = "job"
+
+[source]
+platform = "zohodesk"
+api_base = "{}"
+accounts_base = "{}"
+org_id = "{}"
+client_id = "{}"
+client_secret = {{ env = "TEST_ZOHO_SECRET" }}
+refresh_token = {{ env = "TEST_ZOHO_REFRESH" }}
+
+[destination]
+platform = "jsm"
+base_url = "{}"
+email = "{}"
+api_token = {{ env = "TEST_JIRA_TOKEN" }}
+{destination}
+
+[settings]
+{settings}
+"#,
+            s(&info.zoho, "api_base"),
+            s(&info.zoho, "accounts_base"),
+            s(&info.zoho, "org_id"),
+            s(&info.zoho, "client_id"),
+            s(&info.jira, "base_url"),
+            s(&info.jira, "email"),
+        );
+        let job = dir.path().join("job.toml");
+        std::fs::write(&job, toml).unwrap();
+        JsmHarness {
+            sb,
+            dir,
+            job,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn job_dir(&self) -> PathBuf {
+        self.dir.path().join("job")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let info = self.sb.info();
+        let mut c = tokio::process::Command::new(BIN);
+        c.arg("--quiet")
+            .args(args)
+            .args(["--job", self.job.to_str().unwrap()])
+            .env(
+                "TEST_ZOHO_SECRET",
+                info.zoho["client_secret"].as_str().unwrap(),
+            )
+            .env(
+                "TEST_ZOHO_REFRESH",
+                info.zoho["refresh_token"].as_str().unwrap(),
+            )
+            .env("TEST_JIRA_TOKEN", info.jira["api_token"].as_str().unwrap())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("deskshift runs")
+    }
+
+    /// Runs and asserts success, printing the output on failure.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "deskshift {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    pub async fn approve(&self) {
+        self.cli_ok(&["mapping", "propose"]).await;
+        self.cli_ok(&["mapping", "approve", "--by", "e2e reviewer"])
+            .await;
+    }
+
+    pub async fn get(&self, url: String) -> Value {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The Zoho Desk source as its inspection endpoint shows it.
+    pub async fn zoho(&self) -> Value {
+        self.get(format!("{}/__sandbox/dump", self.sb.zoho.base_url()))
+            .await
+    }
+
+    /// The JSM site as its inspection endpoint shows it.
+    pub async fn jira(&self) -> Value {
+        self.get(format!("{}/__sandbox/dump", self.sb.jira.base_url()))
+            .await
+    }
+
+    /// Writes (POST/PUT/DELETE, searches excluded) the JSM sandbox has answered so far.
+    pub async fn jira_writes(&self) -> u64 {
+        self.jira_write_counts().await.values().sum()
+    }
+
+    /// Writes the JSM sandbox has answered so far, by endpoint.
+    pub async fn jira_write_counts(&self) -> BTreeMap<String, u64> {
+        let stats = self
+            .get(format!("{}/__sandbox/stats", self.sb.jira.base_url()))
+            .await;
+        stats["endpoints"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("POST") || k.starts_with("PUT") || k.starts_with("DELETE")
+            })
+            .filter(|(k, _)| !k.contains("/search") && !k.contains("/__sandbox/"))
+            .map(|(k, v)| (k.clone(), v["count"].as_u64().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Calls the Zoho Desk source's API has answered, by endpoint.
+    pub async fn zoho_requests(&self) -> BTreeMap<String, u64> {
+        let stats = self
+            .get(format!("{}/__sandbox/stats", self.sb.zoho.base_url()))
+            .await;
+        stats["requests"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+            .collect()
+    }
+
+    pub fn report(&self, name: &str) -> String {
+        std::fs::read_to_string(self.job_dir().join("reports").join(name))
+            .unwrap_or_else(|e| panic!("reports/{name}: {e}"))
+    }
+
+    pub async fn stop(self) {
+        self.sb.stop().await;
+    }
+}
+
+/// Jira issues by the value of their "Legacy Ticket ID" field (`Zoho Desk:<id>`,
+/// `Zoho Desk:task:<id>`), with that field's id.
+pub fn issues_by_legacy(jira: &Value) -> (String, BTreeMap<String, Vec<Value>>) {
+    let legacy = jira["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Legacy Ticket ID")
+        .map(|f| text(&f["id"]))
+        .unwrap_or_default();
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for i in jira["issues"].as_array().cloned().unwrap_or_default() {
+        let v = text(&i["fields"][&legacy]);
+        if let Some(id) = v.strip_prefix("Zoho Desk:") {
+            out.entry(id.to_string()).or_default().push(i);
+        }
+    }
+    (legacy, out)
+}
+
+/// The text of an ADF document (text nodes joined, paragraphs on their own lines).
+pub fn adf_text(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        if let Some(t) = v["text"].as_str() {
+            out.push_str(t);
+        }
+        if let Some(c) = v["content"].as_array() {
+            for x in c {
+                walk(x, out);
+            }
+            if matches!(v["type"].as_str(), Some("paragraph" | "heading")) {
+                out.push('\n');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(v, &mut out);
+    out
+}
+
+/// The ids of every ADF `media` node of a document, in order.
+pub fn adf_media(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        if v["type"] == "media"
+            && let Some(id) = v["attrs"]["id"].as_str()
+        {
+            out.push(id.to_string());
+        }
+        if let Some(c) = v["content"].as_array() {
+            for x in c {
+                walk(x, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
 }

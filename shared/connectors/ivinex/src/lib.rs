@@ -171,7 +171,7 @@ impl IvinexSource {
             }
         };
         let attachments = match record.remove("attachments") {
-            Some(Value::Array(items)) => items.iter().filter_map(|a| attachment_ref(a)).collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(attachment_ref).collect(),
             _ => Vec::new(),
         };
         let stamp = |f: &str| record.get(f).and_then(Value::as_str).map(str::to_string);
@@ -215,6 +215,7 @@ fn attachment_ref(a: &Value) -> Option<AttachmentRef> {
             .filter(|s| !s.is_empty())
             .map(str::to_ascii_lowercase),
         url,
+        inline: false,
     })
 }
 
@@ -377,6 +378,11 @@ impl Source for IvinexSource {
 
     fn may_fetch(&self, url: &str) -> std::result::Result<(), String> {
         check_fetch_url(url, &self.allowed).map(|_| ())
+    }
+
+    fn cursor_after(&self, cursor: Option<&str>, pages: u64) -> Option<String> {
+        let page: u64 = cursor.map_or(Some(1), |c| c.parse().ok())?;
+        Some((page + pages).to_string())
     }
 
     async fn cursor_now(&self) -> Result<String> {

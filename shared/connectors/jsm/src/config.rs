@@ -7,26 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub use deskshift_core::util::Secret;
 
-/// Retry and timeout settings (the defaults suit production; tests shorten the delays).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RetryConfig {
-    pub max_attempts: u32,
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
-    pub timeout_secs: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_attempts: 8,
-            base_delay_ms: 200,
-            max_delay_ms: 30_000,
-            timeout_secs: 60,
-        }
-    }
-}
+pub use deskshift_core::http::RetryConfig;
 
 /// Where a ticket's category and sub-category go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

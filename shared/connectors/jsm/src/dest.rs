@@ -70,12 +70,9 @@ pub struct CustomerReuse {
     pub account_id: String,
 }
 
-/// An image referenced by `<img src>` in a description or comment, with its bytes.
-#[derive(Clone, Debug)]
-pub struct InlineImage {
-    pub file_name: String,
-    pub bytes: Bytes,
-}
+/// An image referenced by `<img src>` in a description or comment, with its bytes (the engine's
+/// type, re-exported for callers of [`Jsm::provide_inline_image`]).
+pub use deskshift_core::ports::InlineImage;
 
 #[derive(Clone, Debug)]
 struct FieldInfo {
@@ -113,6 +110,18 @@ struct IssueTypes {
     standalone: String,
 }
 
+/// A link a ticket asked for before the ticket it names had an issue.
+#[derive(Clone, Debug, PartialEq)]
+struct PendingLink {
+    /// The referencing request's issue key and ticket id.
+    key: String,
+    ticket: String,
+    /// The referenced ticket.
+    other: String,
+    /// The source platform, as the legacy ids name it.
+    platform: String,
+}
+
 /// Property support of the site's organizations: unknown, yes, no.
 const PROPS_UNKNOWN: u8 = 0;
 const PROPS_YES: u8 = 1;
@@ -134,6 +143,8 @@ pub struct Jsm {
     org_props: AtomicU8,
     reuses: std::sync::Mutex<Vec<CustomerReuse>>,
     images: std::sync::Mutex<HashMap<String, InlineImage>>,
+    /// Links whose other ticket had no issue yet when the referencing one was written.
+    pending_links: std::sync::Mutex<Vec<PendingLink>>,
     emails: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
@@ -236,6 +247,7 @@ impl Jsm {
             desk_members: std::sync::Mutex::new(HashSet::new()),
             org_props: AtomicU8::new(PROPS_UNKNOWN),
             reuses: std::sync::Mutex::new(Vec::new()),
+            pending_links: std::sync::Mutex::new(Vec::new()),
             images: std::sync::Mutex::new(HashMap::new()),
             emails: std::sync::Mutex::new(HashMap::new()),
         })
@@ -1133,8 +1145,14 @@ impl Jsm {
         Ok(None)
     }
 
-    async fn create_customer(&self, c: &Contact, ctx: &LoadContext) -> Result<String> {
+    /// The customer's account id, and the reuse when the e-mail already had a customer.
+    async fn create_customer(
+        &self,
+        c: &Contact,
+        ctx: &LoadContext,
+    ) -> Result<(String, Option<CustomerReuse>)> {
         let sid = &c.source_id;
+        let mut reused = None;
         let email = c
             .email
             .as_deref()
@@ -1190,17 +1208,19 @@ impl Jsm {
                     )
                 })?;
                 tracing::info!(contact = %sid, "e-mail already has a customer account: reused");
-                self.reuses.lock().unwrap().push(CustomerReuse {
+                let reuse = CustomerReuse {
                     contact_source_id: sid.clone(),
                     email: email.to_string(),
                     account_id: id.clone(),
-                });
+                };
+                self.reuses.lock().unwrap().push(reuse.clone());
+                reused = Some(reuse);
                 id
             }
             _ => return Err(record_error(ObjectKind::Contact, sid, endpoint, &a)),
         };
         self.finish_customer(&account, c, ctx).await?;
-        Ok(account)
+        Ok((account, reused))
     }
 
     /// Adds the customer to the default desk and to its organization.
@@ -1357,7 +1377,19 @@ impl Jsm {
             status: 201,
             message: "the created request came back without an issueKey".into(),
         })?;
-        self.apply_ticket(&key, t, ctx, false).await?;
+        if let Err(e) = self.apply_ticket(&key, t, ctx, false).await {
+            // A failed record leaves nothing behind when JSM lets the half-written request go;
+            // otherwise a later run finds it by its marker and finishes it.
+            match self.delete(ObjectKind::Ticket, &key).await {
+                Ok(()) => {
+                    tracing::info!(ticket = %sid, issue = %key, "request removed after its fields could not be written")
+                }
+                Err(d) => {
+                    tracing::warn!(ticket = %sid, issue = %key, error = %d, "half-written request could not be removed")
+                }
+            }
+            return Err(e);
+        }
         Ok(key)
     }
 
@@ -1556,7 +1588,7 @@ impl Jsm {
         let sid = &t.source_id;
         let mut fields = self.ticket_fields(key, t, ctx, update).await?;
         let html = t.description_html.as_deref().unwrap_or("");
-        let media = self.resolve_images(key, html).await?;
+        let media = self.resolve_images(key, html, ctx).await?;
         if update || !media.is_empty() {
             fields.insert(
                 "description".into(),
@@ -1567,7 +1599,8 @@ impl Jsm {
         if let Some(status) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
             self.walk_to(ObjectKind::Ticket, sid, key, status).await?;
         }
-        self.link_related(key, t, ctx).await
+        self.link_related(key, t, ctx).await?;
+        self.link_waiting_for(key, sid, platform_of(ctx)).await
     }
 
     /// Issue links to related tickets that exist already; the later of two tickets adds the link.
@@ -1577,49 +1610,102 @@ impl Jsm {
             if other == &t.source_id {
                 continue;
             }
-            let desks = self.service_desks().await?.clone();
-            let mut found = None;
-            for d in &desks {
-                if let Some(f) = self
-                    .find_issue(&d.project_key, platform, "ticket", other)
-                    .await?
-                {
-                    found = Some(f.key);
-                    break;
+            let other_key = match self.issue_of_ticket(platform, other).await? {
+                Some(k) => k,
+                None => {
+                    // Not written yet (loaders run concurrently): the other ticket's own write
+                    // adds the link. Looked up once more after queueing, so that a write landing
+                    // in between is not missed; whichever side removes the entry links.
+                    let entry = PendingLink {
+                        key: key.to_string(),
+                        ticket: t.source_id.clone(),
+                        other: other.clone(),
+                        platform: platform.to_string(),
+                    };
+                    self.pending_links.lock().unwrap().push(entry.clone());
+                    let Some(k) = self.issue_of_ticket(platform, other).await? else {
+                        tracing::debug!(ticket = %t.source_id, related = %other, "related ticket not migrated yet: its own load adds the link");
+                        continue;
+                    };
+                    let mut pending = self.pending_links.lock().unwrap();
+                    let Some(i) = pending.iter().position(|p| *p == entry) else {
+                        continue;
+                    };
+                    pending.remove(i);
+                    k
                 }
-            }
-            let Some(other_key) = found else {
-                tracing::debug!(ticket = %t.source_id, related = %other, "related ticket not migrated yet: its own load adds the link");
-                continue;
             };
-            let endpoint = "POST /issueLink";
-            let a = self
-                .client
-                .call(
-                    Method::POST,
-                    endpoint,
-                    "/rest/api/3/issueLink",
-                    &[],
-                    &Payload::Json(json!({
-                        "type": {"name": self.config().link_type},
-                        "inwardIssue": {"key": other_key},
-                        "outwardIssue": {"key": key},
-                    })),
-                    true,
-                )
-                .await?;
-            if !a.status.is_success() {
-                return Err(match a.status.as_u16() {
-                    404 => Error::Config(format!(
-                        "Jira refused the issue link {key} -> {other_key}: {}; check that issue linking is on and that link_type '{}' exists",
-                        describe_error_body(&a.body),
-                        self.config().link_type
-                    )),
-                    _ => record_error(ObjectKind::Ticket, &t.source_id, endpoint, &a),
-                });
+            self.add_link(key, &t.source_id, &other_key).await?;
+        }
+        Ok(())
+    }
+
+    /// The issue of a migrated ticket, in any target project.
+    async fn issue_of_ticket(&self, platform: &str, ticket: &str) -> Result<Option<String>> {
+        let desks = self.service_desks().await?.clone();
+        for d in &desks {
+            if let Some(f) = self
+                .find_issue(&d.project_key, platform, "ticket", ticket)
+                .await?
+            {
+                return Ok(Some(f.key));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds the links that tickets written earlier queued for this ticket.
+    async fn link_waiting_for(&self, key: &str, ticket: &str, platform: &str) -> Result<()> {
+        let waiting: Vec<PendingLink> = {
+            let mut pending = self.pending_links.lock().unwrap();
+            let (mine, rest) = pending
+                .drain(..)
+                .partition(|p| p.other == ticket && p.platform == platform);
+            *pending = rest;
+            mine
+        };
+        for (i, p) in waiting.iter().enumerate() {
+            if let Err(e) = self.add_link(&p.key, &p.ticket, key).await {
+                // Not lost: put back what is left, for a later write or `finish`.
+                self.pending_links
+                    .lock()
+                    .unwrap()
+                    .extend(waiting[i..].iter().cloned());
+                return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// `key` relates to `other_key` (the configured link type).
+    async fn add_link(&self, key: &str, ticket: &str, other_key: &str) -> Result<()> {
+        let endpoint = "POST /issueLink";
+        let a = self
+            .client
+            .call(
+                Method::POST,
+                endpoint,
+                "/rest/api/3/issueLink",
+                &[],
+                &Payload::Json(json!({
+                    "type": {"name": self.config().link_type},
+                    "inwardIssue": {"key": other_key},
+                    "outwardIssue": {"key": key},
+                })),
+                true,
+            )
+            .await?;
+        if a.status.is_success() {
+            return Ok(());
+        }
+        Err(match a.status.as_u16() {
+            404 => Error::Config(format!(
+                "Jira refused the issue link {key} -> {other_key}: {}; check that issue linking is on and that link_type '{}' exists",
+                describe_error_body(&a.body),
+                self.config().link_type
+            )),
+            _ => record_error(ObjectKind::Ticket, ticket, endpoint, &a),
+        })
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1962,6 +2048,20 @@ impl Jsm {
     // ---------------------------------------------------------------------------------------
     // attachments and inline images
 
+    /// The id of the issue's attachment with this file name and size.
+    async fn attachment_named(&self, key: &str, name: &str, size: u64) -> Result<Option<String>> {
+        Ok(self
+            .issue_attachments(key)
+            .await?
+            .unwrap_or_default()
+            .iter()
+            .find(|x| {
+                s(x, "filename").as_deref() == Some(name)
+                    && x.get("size").and_then(Value::as_u64) == Some(size)
+            })
+            .and_then(|x| s(x, "id")))
+    }
+
     async fn upload(
         &self,
         kind: ObjectKind,
@@ -2130,14 +2230,26 @@ impl Jsm {
         })
     }
 
-    /// Uploads the provided images `html` references; a failed image stays text (logged).
-    async fn resolve_images(&self, key: &str, html: &str) -> Result<HashMap<String, MediaRef>> {
+    /// Uploads the images `html` references whose bytes the engine downloaded (`ctx.inline_images`)
+    /// or a caller provided ([`Jsm::provide_inline_image`]); a failed image stays text (logged).
+    async fn resolve_images(
+        &self,
+        key: &str,
+        html: &str,
+        ctx: &LoadContext,
+    ) -> Result<HashMap<String, MediaRef>> {
         let mut out = HashMap::new();
         if !html.contains("<img") && !html.contains("<IMG") {
             return Ok(out);
         }
         for src in adf::image_sources(html) {
-            let image = self.images.lock().unwrap().get(&src).cloned();
+            if out.contains_key(&src) {
+                continue;
+            }
+            let image = match ctx.inline_images.get(&src) {
+                Some(i) => Some(i.clone()),
+                None => self.images.lock().unwrap().get(&src).cloned(),
+            };
             let Some(image) = image else { continue };
             match self.upload_inline_image(key, &src, &image).await {
                 Ok(m) => {
@@ -2171,7 +2283,7 @@ impl Jsm {
                 .collect();
             lead.push(adf::text_paragraph(&extra.join("; ")));
         }
-        let media = self.resolve_images(key, &a.body_html).await?;
+        let media = self.resolve_images(key, &a.body_html, ctx).await?;
         let doc = adf::html_to_doc(lead, &a.body_html, &|src| media.get(src).cloned());
         Ok(json!({
             "body": doc,
@@ -2527,6 +2639,16 @@ impl Jsm {
     }
 }
 
+/// The file name an attachment is stored under: inline images under their derived media name, so
+/// the attachments phase finds the copy their record's body already shows.
+fn stored_name(attachment: &AttachmentRef) -> String {
+    if attachment.inline {
+        inline_name(&attachment.url, &attachment.file_name)
+    } else {
+        attachment.file_name.clone()
+    }
+}
+
 /// The stored name of an inline image: derived from its `src` so a re-run finds the same file.
 fn inline_name(src: &str, file_name: &str) -> String {
     let h = deskshift_core::util::sha256_hex(src.as_bytes());
@@ -2708,6 +2830,7 @@ impl Destination for Jsm {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+            inline_media: true,
         })
     }
 
@@ -2775,18 +2898,11 @@ impl Destination for Jsm {
         let id = match record {
             CanonicalRecord::Account(a) => self.create_organization(a, ctx).await?,
             CanonicalRecord::Contact(c) => {
-                let reused_before = self.reuses.lock().unwrap().len();
-                let id = self.create_customer(c, ctx).await?;
+                // Its own answer, not the shared list: contacts are created concurrently.
+                let (id, reused) = self.create_customer(c, ctx).await?;
                 // The e-mail already had a customer (from before the migration or from another
                 // contact): linked, never deleted by a rollback of this contact, and reported.
-                if let Some(r) = self
-                    .reuses
-                    .lock()
-                    .unwrap()
-                    .get(reused_before..)
-                    .and_then(|r| r.last())
-                    .cloned()
-                {
+                if let Some(r) = reused {
                     return Ok(deskshift_core::ports::Created {
                         id,
                         matched_existing: true,
@@ -2970,14 +3086,15 @@ impl Destination for Jsm {
         let key = attachment_issue(parent_kind, parent_dest_id)?;
         let size = bytes.len() as u64;
         let md5 = deskshift_core::util::md5_hex(&bytes);
+        let name = stored_name(attachment);
+        // An inline image was uploaded with its record's body: that file is the attachment.
+        if attachment.inline
+            && let Some(id) = self.attachment_named(&key, &name, size).await?
+        {
+            return Ok(format!("{key}:{id}"));
+        }
         let att = self
-            .upload(
-                ObjectKind::Attachment,
-                &attachment.id,
-                &key,
-                &attachment.file_name,
-                bytes,
-            )
+            .upload(ObjectKind::Attachment, &attachment.id, &key, &name, bytes)
             .await?;
         let id = s(&att, "id").unwrap_or_default();
         let stored = att.get("size").and_then(Value::as_u64);
@@ -3028,16 +3145,24 @@ impl Destination for Jsm {
     ) -> Result<Option<String>> {
         let key = attachment_issue(parent_kind, parent_dest_id)?;
         Ok(self
-            .issue_attachments(&key)
+            .attachment_named(&key, &stored_name(attachment), size)
             .await?
-            .unwrap_or_default()
-            .iter()
-            .find(|x| {
-                s(x, "filename").as_deref() == Some(attachment.file_name.as_str())
-                    && x.get("size").and_then(Value::as_u64) == Some(size)
-            })
-            .and_then(|x| s(x, "id"))
             .map(|id| format!("{key}:{id}")))
+    }
+
+    /// Links still waiting for their other ticket are looked up once more; those whose ticket
+    /// never arrived (excluded or failed) are logged.
+    async fn finish(&self) -> Result<()> {
+        let waiting: Vec<PendingLink> = std::mem::take(&mut *self.pending_links.lock().unwrap());
+        for p in waiting {
+            match self.issue_of_ticket(&p.platform, &p.other).await? {
+                Some(other_key) => self.add_link(&p.key, &p.ticket, &other_key).await?,
+                None => {
+                    tracing::info!(issue = %p.key, related = %p.other, "related ticket was not migrated: no link")
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, kind: ObjectKind, dest_id: &str) -> Result<()> {

@@ -460,6 +460,7 @@ async fn attachments_arrive_with_the_same_md5() {
             url: String::new(),
             size: Some(data.len() as u64),
             md5: None,
+            inline: false,
         };
         ids.push(
             env.jsm
@@ -485,6 +486,7 @@ async fn attachments_arrive_with_the_same_md5() {
         url: String::new(),
         size: None,
         md5: None,
+        inline: false,
     };
     assert_eq!(
         env.jsm
@@ -566,6 +568,179 @@ async fn inline_images_become_media_of_uploaded_files() {
         .await
         .unwrap();
     assert_eq!(json!(direct), uuid);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn inline_images_from_the_load_context_are_media_and_never_a_second_attachment() {
+    let env = start().await;
+    let png = pseudo_random_bytes(4_000, 11);
+    let gif = pseudo_random_bytes(2_500, 12);
+    let src = "https://acme.zohodesk.com/api/v1/tickets/1/attachments/77/content";
+    let src2 = "https://acme.zohodesk.com/api/v1/tickets/1/threads/9/attachments/78/content";
+    let mut c0 = ctx(&[]);
+    c0.inline_images.insert(
+        src.into(),
+        InlineImage {
+            file_name: "screen.png".into(),
+            bytes: Bytes::from(png.clone()),
+        },
+    );
+    let mut t = ticket("T1", None);
+    t.description_html = Some(format!("<p>Look:</p><img src=\"{src}\" alt=\"screen\">"));
+    let key = create(&env.jsm, &CanonicalRecord::Ticket(t), &c0).await;
+    // A comment's image arrives with the comment's own context.
+    let mut c = ctx(&[]);
+    c.resolved.insert(ObjectKind::Ticket, "T1", key.clone());
+    c.inline_images.insert(
+        src2.into(),
+        InlineImage {
+            file_name: "reply.gif".into(),
+            bytes: Bytes::from(gif.clone()),
+        },
+    );
+    let comment = create(
+        &env.jsm,
+        &CanonicalRecord::Activity(activity("R1", "T1", true, &format!("<img src=\"{src2}\">"))),
+        &c,
+    )
+    .await;
+    let i = env.issue(&key).await;
+    let atts = i["attachments"].as_array().unwrap().clone();
+    assert_eq!(atts.len(), 2, "one file per image: {atts:?}");
+    let media_of = |bytes: &[u8]| {
+        let a = atts
+            .iter()
+            .find(|a| a["md5"] == deskshift_core::util::md5_hex(bytes))
+            .expect("image uploaded with its bytes");
+        (
+            a["id"].as_str().unwrap().to_string(),
+            a["mediaUuid"].as_str().unwrap().to_string(),
+        )
+    };
+    let (png_id, png_media) = media_of(&png);
+    let (gif_id, gif_media) = media_of(&gif);
+    assert_eq!(
+        deskshift_jsm::adf::media_ids(&i["fields"]["description"]),
+        vec![png_media]
+    );
+    assert_eq!(
+        deskshift_jsm::adf::media_ids(&i["comments"][0]["body"]),
+        vec![gif_media]
+    );
+
+    // The attachments phase hands the same images over as inline refs: no second upload.
+    let as_ref = |id: &str, name: &str, url: &str| AttachmentRef {
+        id: id.into(),
+        file_name: name.into(),
+        url: url.into(),
+        size: None,
+        md5: None,
+        inline: true,
+    };
+    let r1 = as_ref("77", "screen.png", src);
+    let r2 = as_ref("78", "reply.gif", src2);
+    assert_eq!(
+        env.jsm
+            .find_attachment(ObjectKind::Ticket, &key, &r1, png.len() as u64)
+            .await
+            .unwrap(),
+        Some(format!("{key}:{png_id}"))
+    );
+    assert_eq!(
+        env.jsm
+            .attach(ObjectKind::Ticket, &key, &r1, Bytes::from(png.clone()))
+            .await
+            .unwrap(),
+        format!("{key}:{png_id}")
+    );
+    assert_eq!(
+        env.jsm
+            .attach(
+                ObjectKind::Activity,
+                &comment,
+                &r2,
+                Bytes::from(gif.clone())
+            )
+            .await
+            .unwrap(),
+        format!("{key}:{gif_id}")
+    );
+    assert_eq!(
+        env.issue(&key).await["attachments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // An inline image the load could not fetch is uploaded once under its media name, then found.
+    let other = pseudo_random_bytes(1_000, 13);
+    let r3 = as_ref(
+        "79",
+        "late.png",
+        "https://acme.zohodesk.com/api/v1/late.png",
+    );
+    let first = env
+        .jsm
+        .attach(ObjectKind::Ticket, &key, &r3, Bytes::from(other.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.jsm
+            .find_attachment(ObjectKind::Ticket, &key, &r3, other.len() as u64)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        env.jsm
+            .attach(ObjectKind::Ticket, &key, &r3, Bytes::from(other))
+            .await
+            .unwrap(),
+        first
+    );
+    let atts = env.issue(&key).await["attachments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(atts.len(), 3, "{atts:?}");
+    assert!(
+        atts.iter()
+            .all(|a| a["filename"].as_str().unwrap().starts_with("inline-")),
+        "{atts:?}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_to_a_ticket_written_later_is_added_when_that_ticket_arrives() {
+    let env = start().await;
+    let c = ctx(&[]);
+    // T2 points at T1 and T3, neither written yet (concurrent loaders, any order).
+    let mut t2 = ticket("T2", None);
+    t2.related_tickets = vec!["T1".into(), "T3".into(), "T-never".into()];
+    let key2 = create(&env.jsm, &CanonicalRecord::Ticket(t2), &c).await;
+    assert!(env.dump().await["links"].as_array().unwrap().is_empty());
+    let key1 = create(&env.jsm, &CanonicalRecord::Ticket(ticket("T1", None)), &c).await;
+    let links = env.dump().await["links"].as_array().unwrap().clone();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0]["inwardIssue"], json!(key1));
+    assert_eq!(links[0]["outwardIssue"], json!(key2));
+    // One written by another process meanwhile: found when the run finishes.
+    let env_other = Jsm::new(env.jsm.config().clone()).unwrap();
+    let key3 = create(&env_other, &CanonicalRecord::Ticket(ticket("T3", None)), &c).await;
+    env.jsm.finish().await.unwrap();
+    let links = env.dump().await["links"].as_array().unwrap().clone();
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(
+        links
+            .iter()
+            .any(|l| l["inwardIssue"] == json!(key3) && l["outwardIssue"] == json!(key2))
+    );
+    // Nothing is left waiting: a second finish writes nothing.
+    env.jsm.finish().await.unwrap();
+    assert_eq!(env.dump().await["links"].as_array().unwrap().len(), 2);
     env.stop().await;
 }
 
@@ -932,6 +1107,7 @@ async fn delete_spares_records_that_existed_before() {
                 url: String::new(),
                 size: None,
                 md5: None,
+                inline: false,
             },
             Bytes::from_static(b"data"),
         )

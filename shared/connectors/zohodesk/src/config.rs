@@ -5,26 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use deskshift_core::util::Secret;
 
-/// Retry and timeout settings (the defaults suit production; tests shorten the delays).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RetryConfig {
-    pub max_attempts: u32,
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
-    pub timeout_secs: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_attempts: 8,
-            base_delay_ms: 200,
-            max_delay_ms: 30_000,
-            timeout_secs: 60,
-        }
-    }
-}
+pub use deskshift_core::http::RetryConfig;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ZohoDeskConfig {
@@ -47,6 +28,9 @@ pub struct ZohoDeskConfig {
     pub placeholder_contact_email: String,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Where access tokens are kept: per client unless a shared cache is wired in (Lambda).
+    #[serde(skip)]
+    pub token_cache: crate::client::SharedTokenCache,
 }
 
 fn default_placeholder_email() -> String {
@@ -95,6 +79,7 @@ impl ZohoDeskConfig {
             default_department: None,
             placeholder_contact_email: default_placeholder_email(),
             retry: RetryConfig::default(),
+            token_cache: Default::default(),
         })
     }
 

@@ -5,12 +5,13 @@
 //!
 //! Both implement [`deskshift_core::ports::Destination`].
 
-mod client;
+pub mod client;
 pub mod config;
 pub mod convert;
 pub mod package;
 pub mod rest;
 
+pub use client::{MemoryTokenCache, SharedTokenCache, StoredToken, TokenCache, ZohoClient};
 pub use config::{Edition, RetryConfig, Secret, ZohoDeskConfig, dc_hosts};
 pub use package::{Manifest, Module, PackageLimits, ZohoImportPackage};
 pub use rest::ZohoDesk;

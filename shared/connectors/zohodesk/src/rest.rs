@@ -1327,6 +1327,7 @@ impl Destination for ZohoDesk {
             calls_per_record,
             max_lengths: max_lengths(),
             unsupported_fields: vec![],
+            inline_media: false,
         })
     }
 

@@ -115,6 +115,7 @@ fn att(id: &str, name: &str) -> AttachmentRef {
         url: format!("https://src.test/{id}"),
         size: None,
         md5: None,
+        inline: false,
     }
 }
 

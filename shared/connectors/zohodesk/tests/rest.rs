@@ -476,6 +476,7 @@ async fn every_kind_lands_and_reads_back() {
         url: "https://x.test/f1".into(),
         size: None,
         md5: None,
+        inline: false,
     };
     let att_id = dest
         .attach(ObjectKind::Ticket, &tic_id, &att, bytes.clone())

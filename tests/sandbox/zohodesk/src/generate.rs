@@ -94,7 +94,10 @@ const STATUSES: &[&str] = &[
 ];
 const PRIORITIES: &[&str] = &["High", "Medium", "Low"];
 const CHANNELS: &[&str] = &["Email", "Phone", "Web", "Chat", "Forums"];
-/// A 1x1 PNG, served as the inline image of some thread bodies.
+/// Options of the multi-select custom field.
+const MODULES: &[&str] = &["Login", "Reports", "Billing", "API"];
+/// A 1x1 PNG: the start of every inline image (each gets its own trailing bytes, so each is told
+/// apart by its checksum).
 const PNG: &[u8] = &[
     0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
     0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
@@ -131,6 +134,13 @@ impl Gen {
     fn at(&self, minutes: i64) -> String {
         iso(self.epoch + jiff::SignedDuration::from_mins(minutes))
     }
+}
+
+/// An image file of `PNG` followed by `extra` seeded bytes (after IEND, which viewers ignore).
+fn image_bytes(g: &mut Gen, extra: usize) -> Vec<u8> {
+    let mut out = PNG.to_vec();
+    out.extend((0..extra).map(|_| g.rng.random::<u8>()));
+    out
 }
 
 fn obj(v: Value) -> Rec {
@@ -271,6 +281,16 @@ pub fn generate(seed: u64, tickets: usize) -> ZohoTenant {
             vec![dept_strs[2].clone()],
         ),
         ("tickets", "Renewal Date", "Date", vec![], None, vec![]),
+        ("tickets", "Seats", "Number", vec![], None, vec![]),
+        ("tickets", "Under Contract", "Boolean", vec![], None, vec![]),
+        (
+            "tickets",
+            "Affected Modules",
+            "Multiselect",
+            MODULES.iter().map(|v| v.to_string()).collect(),
+            None,
+            vec![],
+        ),
         (
             "contacts",
             "Customer Tier",
@@ -466,13 +486,47 @@ pub fn generate(seed: u64, tickets: usize) -> ZohoTenant {
         if n % 6 == 0 {
             cf["cf_renewal_date"] = json!(g.at(created_min + 525_600)[..10].to_string());
         }
+        if n % 4 == 0 {
+            cf["cf_seats"] = json!((5 + n % 200).to_string());
+        }
+        if n % 5 != 4 {
+            cf["cf_under_contract"] = json!(if n % 2 == 0 { "true" } else { "false" });
+        }
+        if n % 3 == 1 {
+            let picked: Vec<&str> = MODULES
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| (n >> k) & 1 == 1 || *k == n % MODULES.len())
+                .map(|(_, m)| *m)
+                .collect();
+            cf["cf_affected_modules"] = json!(picked.join(";"));
+        }
         tk.insert("cf".into(), cf);
         let tag_n = g.rng.random_range(0..3usize);
         let tags: Vec<Value> = (0..tag_n)
             .map(|k| json!(tag_ids[(n + k * 3) % tag_ids.len()]))
             .collect();
         tk.insert("_tags".into(), Value::Array(tags));
-        let description = format!("<div>{}</div>", sentence(&mut g, 20));
+        let mut description = format!("<div>{}</div>", sentence(&mut g, 20));
+        // Every 10th description shows a ticket attachment inline (Zoho serves it with OAuth).
+        if n % 10 == 3 {
+            let aid = g.id();
+            description.push_str(&format!(
+                "<p><img src=\"{{base}}/api/v1/tickets/{tid}/attachments/{aid}/content\" alt=\"diagram\"></p><p>See the diagram above.</p>"
+            ));
+            let bytes = image_bytes(&mut g, 200 + n % 97);
+            let meta = crate::inspect::attachment_meta(
+                aid,
+                &tid,
+                None,
+                &format!("diagram-{n}.png"),
+                bytes.len(),
+                &g.at(created_min),
+                "{base}",
+                &Rec::new(),
+            );
+            t.attachments.push((meta, bytes));
+        }
         tk.insert("description".into(), json!(description));
 
         // A ticket that points at an earlier ticket of another department.
@@ -524,17 +578,18 @@ pub fn generate(seed: u64, tickets: usize) -> ZohoTenant {
             if n % 10 == 5 && k == 0 {
                 let aid = g.id();
                 body.push_str(&format!("<p><img src=\"{{base}}/api/v1/tickets/{tid}/threads/{th}/attachments/{aid}/content\" alt=\"screenshot\"></p>"));
+                let bytes = image_bytes(&mut g, 100 + n % 89);
                 let meta = crate::inspect::attachment_meta(
                     aid,
                     &tid,
                     Some(&th.to_string()),
                     "screenshot.png",
-                    PNG.len(),
+                    bytes.len(),
                     &g.at(created_min),
                     "{base}",
                     &Rec::new(),
                 );
-                t.attachments.push((meta, PNG.to_vec()));
+                t.attachments.push((meta, bytes));
             }
             thread.insert(
                 "direction".into(),

@@ -323,6 +323,7 @@ pub fn seed_records(db: &mut Db, v: &Value, base: &str) -> Result<Value, String>
                     }
                     finish_thread(&mut t, base);
                     db.threads.insert(id, t);
+                    touch_ticket(db, &ticket, &now);
                 }
                 "comments" => {
                     let ticket = s(&rec, "ticketId").ok_or("every comment needs a ticketId")?;
@@ -338,6 +339,7 @@ pub fn seed_records(db: &mut Db, v: &Value, base: &str) -> Result<Value, String>
                         c.insert(k, v);
                     }
                     db.comments.insert(id, c);
+                    touch_ticket(db, &ticket, &now);
                 }
                 "tasks" => {
                     let base_rec = new_task(
@@ -391,6 +393,17 @@ pub fn seed_records(db: &mut Db, v: &Value, base: &str) -> Result<Value, String>
         }
     }
     Ok(Value::Object(out))
+}
+
+/// A thread or comment added to a ticket modifies it, as in Zoho Desk (delta reads find it).
+fn touch_ticket(db: &mut Db, ticket: &str, now: &str) {
+    if let Some(t) = ticket
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| db.tickets.get_mut(&id))
+    {
+        t.insert("modifiedTime".into(), Value::String(now.to_string()));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -554,7 +567,18 @@ pub fn load_tenant(db: &mut Db, tenant: crate::generate::ZohoTenant, base: &str)
     max = max.max(into(tenant.products, &mut db.products));
     max = max.max(into(tenant.accounts, &mut db.accounts));
     max = max.max(into(tenant.contacts, &mut db.contacts));
-    max = max.max(into(tenant.tickets, &mut db.tickets));
+    let tickets = tenant
+        .tickets
+        .into_iter()
+        .map(|mut t| {
+            if let Some(Value::String(d)) = t.get("description") {
+                let d = d.replace("{base}", base);
+                t.insert("description".into(), Value::String(d));
+            }
+            t
+        })
+        .collect();
+    max = max.max(into(tickets, &mut db.tickets));
     max = max.max(into(tenant.comments, &mut db.comments));
     max = max.max(into(tenant.tasks, &mut db.tasks));
     for mut t in tenant.threads {

@@ -239,6 +239,61 @@ async fn source_tenant_holds_the_cases_a_migration_must_handle() {
         "an orphan task"
     );
     assert!(tasks.iter().any(|t| t["ticketId"].is_string()));
+    // Custom fields of every type the JSM side maps, filled on full tickets.
+    for (api, ftype) in [
+        ("cf_seats", "Number"),
+        ("cf_under_contract", "Boolean"),
+        ("cf_affected_modules", "Multiselect"),
+        ("cf_renewal_date", "Date"),
+    ] {
+        assert!(
+            fields
+                .iter()
+                .any(|f| f["apiName"] == api && f["type"] == ftype),
+            "{api} is a {ftype} field"
+        );
+    }
+    let mut with_value: HashMap<&str, usize> = HashMap::new();
+    let mut description_images = 0;
+    for t in &tickets {
+        let full = ctx
+            .ok_json(&format!("/tickets/{}", t["id"].as_str().unwrap()))
+            .await;
+        for api in ["cf_seats", "cf_under_contract", "cf_affected_modules"] {
+            if full["cf"][api].is_string() {
+                *with_value.entry(api).or_default() += 1;
+            }
+        }
+        let d = full["description"].as_str().unwrap_or("");
+        if let Some(start) = d.find("<img src=\"") {
+            let src = &d[start + 10..];
+            let src = &src[..src.find('"').unwrap()];
+            assert!(src.starts_with(ctx.sb.base_url()), "{src}");
+            let r = ctx
+                .http
+                .get(src)
+                .bearer_auth(&ctx.token)
+                .header("orgId", ctx.sb.org_id())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{src}");
+            assert_eq!(&r.bytes().await.unwrap()[..4], b"\x89PNG");
+            description_images += 1;
+        }
+    }
+    assert_eq!(with_value.len(), 3, "{with_value:?}");
+    assert!(description_images > 0, "inline images in descriptions");
+
+    // A thread seeded later modifies its ticket, as Zoho Desk does.
+    let tid = tickets[0]["id"].as_str().unwrap();
+    let before = ctx.ok_json(&format!("/tickets/{tid}")).await["modifiedTime"].clone();
+    ctx.sb
+        .seed(&json!({"threads": [{"ticketId": tid, "content": "<p>later</p>"}]}))
+        .unwrap();
+    let after = ctx.ok_json(&format!("/tickets/{tid}")).await["modifiedTime"].clone();
+    assert!(after.as_str() > before.as_str(), "{before} -> {after}");
+
     let legacy = tickets[3]["id"].as_str().unwrap();
     let full = ctx.ok_json(&format!("/tickets/{legacy}")).await;
     let reference = full["cf"]["cf_legacy_reference"].as_str().unwrap();

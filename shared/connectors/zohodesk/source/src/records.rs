@@ -722,6 +722,7 @@ pub(crate) fn attachment_refs(list: Option<&Value>, allowed: &[Url]) -> Vec<Atta
                         size: s(a, "size").and_then(|z| z.parse().ok()),
                         md5: None,
                         url,
+                        inline: false,
                     })
                 })
                 .collect()
@@ -780,6 +781,7 @@ pub(crate) fn body_links(html: &str, base: &Url, allowed: &[Url], own_ticket: &s
             url: url.to_string(),
             size: None,
             md5: None,
+            inline: true,
         });
     }
     for el in doc.select(&a) {

@@ -975,11 +975,14 @@ impl ZohoDeskSource {
 /// Adds inline images that are not already listed attachments.
 fn add_images(attachments: &mut Vec<AttachmentRef>, images: Vec<AttachmentRef>) {
     for img in images {
-        if !attachments
-            .iter()
-            .any(|a| a.url == img.url || a.id == img.id)
+        match attachments
+            .iter_mut()
+            .find(|a| a.url == img.url || a.id == img.id)
         {
-            attachments.push(img);
+            // A listed file the body also shows at the same address is one file, shown inline.
+            Some(listed) if listed.url == img.url => listed.inline = true,
+            Some(_) => {}
+            None => attachments.push(img),
         }
     }
 }
@@ -1089,5 +1092,37 @@ impl Source for ZohoDeskSource {
 
     async fn cursor_now(&self) -> Result<String> {
         Ok(deskshift_core::util::now_iso())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(id: &str, url: &str, inline: bool) -> AttachmentRef {
+        AttachmentRef {
+            id: id.into(),
+            file_name: format!("{id}.png"),
+            url: url.into(),
+            size: None,
+            md5: None,
+            inline,
+        }
+    }
+
+    #[test]
+    fn a_listed_file_the_body_shows_is_marked_inline_and_kept_once() {
+        let mut list = vec![file("1", "https://d.test/a/1/content", false)];
+        add_images(
+            &mut list,
+            vec![
+                file("1", "https://d.test/a/1/content", true),
+                file("inline:/img/2", "https://d.test/img/2", true),
+                file("inline:/img/2", "https://d.test/img/2", true),
+            ],
+        );
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|a| a.inline));
+        assert_eq!(list[0].file_name, "1.png");
     }
 }

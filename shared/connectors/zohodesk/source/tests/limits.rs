@@ -163,6 +163,7 @@ async fn attachments_are_fetched_only_from_the_configured_zoho_hosts() {
                 url: url.into(),
                 size: None,
                 md5: None,
+                inline: false,
             })
             .await
             .unwrap_err();

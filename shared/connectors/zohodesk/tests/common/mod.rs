@@ -42,6 +42,7 @@ pub fn dest_config(sb: &ZohoSandbox) -> ZohoDeskConfig {
             max_delay_ms: 100,
             timeout_secs: 10,
         },
+        token_cache: Default::default(),
     }
 }
 

@@ -1,6 +1,6 @@
-//! A destination that connects on first use: functions that never call the destination
-//! (partitions, failure report, the approval wait, extract) then spend no OAuth token refresh,
-//! which Zoho Desk limits to 10 per refresh token in 10 minutes.
+//! Zoho Desk connectors that connect on first use: a process that never calls Zoho (a Lambda
+//! function for partitions, the failure report, the approval wait) then spends no OAuth token
+//! grant, which Zoho Desk limits to 10 per refresh token in 10 minutes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,11 +8,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use deskshift_core::Result;
+use deskshift_core::model::SourceSchema;
 use deskshift_core::model::{AttachmentRef, CanonicalRecord, ObjectKind};
 use deskshift_core::ports::{
     Created, CustomFieldSpec, DestField, Destination, DestinationInfo, LoadContext, Spend,
 };
+use deskshift_core::ports::{PageRequest, RawPage, Source};
 use deskshift_zohodesk::{ZohoDesk, ZohoDeskConfig};
+use deskshift_zohodesk_source::{ZohoDeskSource, ZohoSourceConfig};
 use tokio::sync::OnceCell;
 
 pub struct LazyZohoDesk {
@@ -113,6 +116,62 @@ impl Destination for LazyZohoDesk {
         match self.client.get() {
             Some(c) => c.finish().await,
             None => Ok(()),
+        }
+    }
+}
+
+/// The Zoho Desk source, connected (edition read, token taken) on the first call that needs the
+/// API; host checks and cursor arithmetic answer from the configuration.
+pub struct LazyZohoSource {
+    config: ZohoSourceConfig,
+    offline: ZohoDeskSource,
+    client: OnceCell<Arc<ZohoDeskSource>>,
+}
+
+impl LazyZohoSource {
+    pub fn new(config: ZohoSourceConfig) -> Result<Self> {
+        Ok(LazyZohoSource {
+            offline: ZohoDeskSource::new(config.clone())?,
+            config,
+            client: OnceCell::new(),
+        })
+    }
+
+    async fn get(&self) -> Result<&Arc<ZohoDeskSource>> {
+        self.client
+            .get_or_try_init(|| async {
+                ZohoDeskSource::connect(self.config.clone())
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Source for LazyZohoSource {
+    fn platform(&self) -> &'static str {
+        self.offline.platform()
+    }
+    async fn discover(&self) -> Result<SourceSchema> {
+        self.get().await?.discover().await
+    }
+    async fn read_page(&self, collection: &str, request: &PageRequest) -> Result<RawPage> {
+        self.get().await?.read_page(collection, request).await
+    }
+    async fn download(&self, attachment: &AttachmentRef) -> Result<Bytes> {
+        self.get().await?.download(attachment).await
+    }
+    fn may_fetch(&self, url: &str) -> std::result::Result<(), String> {
+        self.offline.may_fetch(url)
+    }
+    async fn cursor_now(&self) -> Result<String> {
+        self.get().await?.cursor_now().await
+    }
+    fn cursor_after(&self, cursor: Option<&str>, pages: u64) -> Option<String> {
+        match self.client.get() {
+            Some(c) => c.cursor_after(cursor, pages),
+            None => self.offline.cursor_after(cursor, pages),
         }
     }
 }
