@@ -386,17 +386,24 @@ pub async fn reconcile(job: &Job, event: &Event) -> Result<Output> {
     }
 }
 
-/// `phases::load` reads activities as one batch (checkpoint `all`): once every planned activity
-/// partition is done, that checkpoint is written so the gate counts instead of loading again.
-async fn mark_activities_loaded(job: &Job, phase: &str) -> Result<()> {
-    let Some(bytes) = job
+/// The partitions the state machine's manifest planned for `phase` (None before planning).
+async fn planned_partitions(job: &Job, phase: &str) -> Result<Option<Vec<String>>> {
+    match job
         .stage
         .get(&deskshift_statemachine::manifest_key(phase))
         .await?
-    else {
+    {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(Error::from)?)),
+        None => Ok(None),
+    }
+}
+
+/// `phases::load` reads activities as one batch (checkpoint `all`): once every planned activity
+/// partition is done, that checkpoint is written so the gate counts instead of loading again.
+async fn mark_activities_loaded(job: &Job, phase: &str) -> Result<()> {
+    let Some(planned) = planned_partitions(job, phase).await? else {
         return Ok(());
     };
-    let planned: Vec<String> = serde_json::from_slice(&bytes).map_err(Error::from)?;
     if !planned.iter().all(|p| p.starts_with(ACTIVITY_PARTITIONS)) {
         return Ok(());
     }
@@ -431,12 +438,7 @@ async fn attachment_partitions(job: &Job) -> Result<Vec<String>> {
     type Part = BTreeMap<String, Vec<deskshift_core::model::RawRecord>>;
     let mut parts: Vec<Part> = vec![];
     let (mut current, mut files) = (Part::new(), 0usize);
-    for kind in [
-        ObjectKind::Account,
-        ObjectKind::Contact,
-        ObjectKind::Ticket,
-        ObjectKind::Activity,
-    ] {
+    for kind in phases::FILE_KINDS {
         let Some(cm) = map.for_kind(kind) else {
             continue;
         };
@@ -548,14 +550,9 @@ pub async fn attachments(job: &Job, partition: Option<&str>) -> Result<Output> {
 /// Once every planned partition is done: their reports become `reports/attachments.json` and
 /// the phase is done. Idempotent, so two partitions finishing together both may write it.
 async fn merge_attachment_reports(job: &Job, phase: &str) -> Result<()> {
-    let Some(bytes) = job
-        .stage
-        .get(&deskshift_statemachine::manifest_key(phase))
-        .await?
-    else {
+    let Some(planned) = planned_partitions(job, phase).await? else {
         return Ok(());
     };
-    let planned: Vec<String> = serde_json::from_slice(&bytes).map_err(Error::from)?;
     let mut merged = phases::AttachmentsReport::default();
     for dir in &planned {
         if !job

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{JsmHarness, adf_text, issues_by_legacy, text};
+use common::{Cli, JsmHarness, adf_text, issues_by_legacy, text};
 use deskshift_sandbox::SandboxOptions;
 use serde_json::{Value, json};
 

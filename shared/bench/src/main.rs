@@ -1,11 +1,13 @@
-//! `deskshift-bench`: migrates seeded Ivinex tenants into a Zoho Desk sandbox with fixed latency and
-//! a fixed concurrency cap, and measures wall time against the API ceiling, calls and credits
-//! against the minimum, peak memory, the engine's CPU per ticket and the speed-up over
-//! one-call-at-a-time. Each run is a child process so its peak memory is its own.
+//! `deskshift-bench`: migrates generated tenants (Ivinex -> Zoho Desk, Zoho Desk -> Jira Service
+//! Management) between sandboxes with fixed latency and a fixed concurrency cap, and measures wall
+//! time against the API ceiling, calls and credits against the minimum, peak memory, the engine's
+//! CPU per ticket and the speed-up over one-call-at-a-time. Each run is a child process, and its
+//! sandboxes run in a process of their own, so the run's peak memory and CPU are the engine's.
 
 mod measure;
 mod report;
 mod run;
+mod sandboxes;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,13 +16,22 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 use crate::run::{RunResult, RunSpec};
+use crate::sandboxes::{MigrationPath, ServeSpec};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "deskshift-bench",
-    about = "Benchmarks the Ivinex -> Zoho Desk migration against the APIs' ceiling"
+    about = "Benchmarks the migration paths against the APIs' ceiling"
 )]
 struct Args {
+    /// Migration paths, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ivinex-zoho,zoho-jsm"
+    )]
+    path: Vec<MigrationPath>,
     /// Tenant sizes (tickets), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     tickets: Vec<usize>,
@@ -44,6 +55,11 @@ struct Args {
     /// Print only; do not write the results file.
     #[arg(long)]
     no_write: bool,
+    /// Start only the sandboxes of the first --path with the first --tickets size, print their
+    /// addresses and sandbox credentials as one JSON line, answer `snapshot` lines on stdin, and
+    /// stop them when stdin closes (or on SIGTERM).
+    #[arg(long)]
+    serve_sandboxes: bool,
     /// Internal: run one measurement (JSON spec) and print its result.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -53,6 +69,15 @@ const RESULT_PREFIX: &str = "DESKSHIFT-BENCH-RESULT ";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.serve_sandboxes {
+        return sandboxes::serve(&ServeSpec {
+            path: args.path[0],
+            tickets: args.tickets[0],
+            seed: args.seed,
+            latency_ms: args.latency_ms,
+            zoho_cap: args.cap,
+        });
+    }
     if let Some(spec) = &args.child {
         let spec: RunSpec = serde_json::from_str(spec).context("--child spec is not valid JSON")?;
         let result = run::run(&spec)?;
@@ -65,38 +90,47 @@ fn main() -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("cannot find this program to start its runs")?;
     let mut sets = Vec::new();
-    for &tickets in &sizes {
-        let base = RunSpec {
-            tickets,
-            seed: args.seed,
-            latency_ms: args.latency_ms,
-            zoho_cap: args.cap,
-            concurrency: args.cap as usize,
-        };
-        let main = child(&exe, &base)?;
-        report::print_run("at the cap", &main);
-        let zero = child(
-            &exe,
-            &RunSpec {
-                latency_ms: 0,
-                ..base.clone()
-            },
-        )?;
-        report::print_run("zero latency (CPU)", &zero);
-        let serial = if tickets <= args.serial_max {
-            let s = child(
+    for &path in &args.path {
+        for &tickets in &sizes {
+            check_memory(tickets)?;
+            let base = RunSpec {
+                path,
+                tickets,
+                seed: args.seed,
+                latency_ms: args.latency_ms,
+                zoho_cap: args.cap,
+                concurrency: args.cap as usize,
+            };
+            let main = child(&exe, &base)?;
+            report::print_run("at the cap", &main);
+            let zero = child(
                 &exe,
                 &RunSpec {
-                    concurrency: 1,
+                    latency_ms: 0,
                     ..base.clone()
                 },
             )?;
-            report::print_run("concurrency 1", &s);
-            Some(s)
-        } else {
-            None
-        };
-        sets.push(report::SizeSet { main, zero, serial });
+            report::print_run("zero latency (CPU)", &zero);
+            let serial = if tickets <= args.serial_max {
+                let s = child(
+                    &exe,
+                    &RunSpec {
+                        concurrency: 1,
+                        ..base.clone()
+                    },
+                )?;
+                report::print_run("concurrency 1", &s);
+                Some(s)
+            } else {
+                None
+            };
+            sets.push(report::SizeSet {
+                path,
+                main,
+                zero,
+                serial,
+            });
+        }
     }
     let md = report::markdown(&sets, &measure::machine(), args.latency_ms, args.cap);
     if !args.no_write {
@@ -117,10 +151,34 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resident memory a run needs per ticket, measured at 10,000 tickets: the sandbox process (tenant,
+/// attachments and the destination's copies, about 100 KB) plus the engine (about 55 KB).
+const KB_PER_TICKET: u64 = 160;
+
+/// Refuses a size the machine cannot hold, before the sandboxes start, rather than running it
+/// into the out-of-memory killer next to other work.
+fn check_memory(tickets: usize) -> anyhow::Result<()> {
+    let need_kb = tickets as u64 * KB_PER_TICKET;
+    let available_kb = measure::mem_available_kb();
+    if available_kb > 0 && need_kb > available_kb {
+        bail!(
+            "{tickets} tickets need about {:.1} GiB of memory and {:.1} GiB are available; free \
+             memory or run a smaller size (--tickets)",
+            need_kb as f64 / 1048576.0,
+            available_kb as f64 / 1048576.0
+        );
+    }
+    Ok(())
+}
+
 fn child(exe: &PathBuf, spec: &RunSpec) -> anyhow::Result<RunResult> {
     eprintln!(
-        "run: {} tickets, latency {} ms, cap {}, concurrency {} ...",
-        spec.tickets, spec.latency_ms, spec.zoho_cap, spec.concurrency
+        "run: {}, {} tickets, latency {} ms, cap {}, concurrency {} ...",
+        spec.path.label(),
+        spec.tickets,
+        spec.latency_ms,
+        spec.zoho_cap,
+        spec.concurrency
     );
     let out = Command::new(exe)
         .arg("--child")
@@ -131,40 +189,12 @@ fn child(exe: &PathBuf, spec: &RunSpec) -> anyhow::Result<RunResult> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix(RESULT_PREFIX)) else {
         bail!(
-            "the {}-ticket run (concurrency {}) failed ({}); its output is above",
+            "the {} {}-ticket run (concurrency {}) failed ({}); its output is above",
+            spec.path.label(),
             spec.tickets,
             spec.concurrency,
             out.status
         );
     };
     Ok(serde_json::from_str(line)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A tiny run: each phase's minimum is what the destination gained, and its ideal follows the formula.
-    #[test]
-    fn tiny_run_computes_the_ideal_from_the_destination() {
-        let r = run::run(&RunSpec {
-            tickets: 12,
-            seed: 3,
-            latency_ms: 2,
-            zoho_cap: 10,
-            concurrency: 10,
-        })
-        .expect("tiny run");
-        let writes: u64 = r.phases.iter().map(|p| p.min.dest_writes).sum();
-        assert_eq!(writes, r.created.values().sum::<u64>());
-        let load_ticket = r.phases.iter().find(|p| p.name == "load-ticket").unwrap();
-        assert!(load_ticket.min.dest_writes >= r.created["tickets"]);
-        assert!(r.created["tickets"] > 0);
-        for p in &r.phases {
-            let expect = measure::phase_ideal_ms(&p.min, 10, run::SOURCE_CAP, 2);
-            assert_eq!(p.ideal_ms, expect, "{}", p.name);
-        }
-        assert_eq!(r.ideal_ms, r.phases.iter().map(|p| p.ideal_ms).sum::<f64>());
-        assert!(r.dest_calls >= r.phases.iter().map(|p| p.min.dest()).sum::<u64>());
-    }
 }

@@ -51,33 +51,17 @@ pub fn vm_rss_kb() -> u64 {
     status_kb("VmRSS:")
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf only reads a configuration value.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
-/// CPU time (user + system, ms) of this process's threads whose name starts with `prefix`.
-pub fn threads_cpu_ms(prefix: &str) -> f64 {
-    let mut ticks = 0u64;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for e in dir.flatten() {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-                continue;
-            };
-            if !stat[open + 1..close].starts_with(prefix) {
-                continue;
-            }
-            // Fields after the name: state is field 3, utime 14, stime 15.
-            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            let f = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            ticks += f(11) + f(12);
-        }
-    }
-    ticks as f64 * 1000.0 / clock_ticks()
+/// Memory the kernel can give without swapping (MemAvailable), KiB; 0 when unknown.
+pub fn mem_available_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// CPU time (user + system, ms) of the whole process.

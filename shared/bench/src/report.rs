@@ -3,11 +3,13 @@
 use std::fmt::Write;
 
 use crate::run::{RunResult, SOURCE_CAP};
+use crate::sandboxes::MigrationPath;
 
 /// Text from this line on in BENCHMARKS.md is written by a person and kept across runs.
 pub const ANALYSIS_MARK: &str = "<!-- analysis: kept across runs -->";
 
 pub struct SizeSet {
+    pub path: MigrationPath,
     pub main: RunResult,
     pub zero: RunResult,
     pub serial: Option<RunResult>,
@@ -19,16 +21,29 @@ fn min_total(r: &RunResult) -> u64 {
 
 pub fn print_run(label: &str, r: &RunResult) {
     println!(
-        "\n{} tickets, {label}: latency {} ms, Zoho cap {}, engine concurrency {}",
-        r.tickets, r.latency_ms, r.zoho_cap, r.concurrency
+        "\n{}, {} tickets, {label}: latency {} ms, cap {}, engine concurrency {}",
+        path_label(r),
+        r.tickets,
+        r.latency_ms,
+        r.zoho_cap,
+        r.concurrency
     );
     println!(
-        "{:<16} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9}",
-        "phase", "wall s", "ideal s", "ratio", "dest", "dest min", "source", "src min"
+        "{:<16} {:>10} {:>10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "phase",
+        "wall s",
+        "ideal s",
+        "ratio",
+        "dest",
+        "dest min",
+        "source",
+        "src min",
+        "cpu ms",
+        "rss MB"
     );
     for p in &r.phases {
         println!(
-            "{:<16} {:>10.2} {:>10.2} {:>7} {:>9} {:>9} {:>9} {:>9}",
+            "{:<16} {:>10.2} {:>10.2} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9.0} {:>8.0}",
             p.name,
             p.wall_ms / 1000.0,
             p.ideal_ms / 1000.0,
@@ -36,7 +51,9 @@ pub fn print_run(label: &str, r: &RunResult) {
             p.dest_calls,
             p.min.dest(),
             p.source_calls,
-            p.min.source
+            p.min.source,
+            p.cpu_ms,
+            p.rss_kb as f64 / 1024.0
         );
     }
     println!(
@@ -50,16 +67,21 @@ pub fn print_run(label: &str, r: &RunResult) {
         r.source_calls
     );
     println!(
-        "credits {} (estimate {}), peak in flight {}, 429 for concurrency {}, failed records {}, VmHWM {:.0} MB (sandboxes alone {:.0} MB), engine CPU {:.0} us/ticket",
+        "Zoho credits {} (estimate {}), peak in flight {}, 429 for concurrency {}, failed records {}, engine VmHWM {:.0} MB (sandbox process {:.0} MB, started in {:.1} s), engine CPU {:.0} us/ticket",
         r.credits_used,
         r.credits_estimated,
         r.peak_in_flight,
         r.throttled_concurrency,
         r.failed_records,
         r.vm_hwm_kb as f64 / 1024.0,
-        r.rss_after_sandboxes_kb as f64 / 1024.0,
+        r.sandbox_rss_kb as f64 / 1024.0,
+        r.sandbox_start_s,
         r.engine_cpu_ms * 1000.0 / r.tickets.max(1) as f64
     );
+}
+
+fn path_label(r: &RunResult) -> &'static str {
+    r.path.map(MigrationPath::label).unwrap_or("?")
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -84,27 +106,44 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "Written by `cargo run -p deskshift-bench --release` (sizes: `-- --tickets 1000,10000`; `-- --long` adds 100,000).\n\
-         Path: Ivinex -> Zoho Desk (REST). Sandboxes in-process, {latency_ms} ms added to every answer of both APIs, Zoho Desk \
-         concurrency cap {cap} (enforced by the sandbox with 429), engine concurrency = the cap (load, attachments, Zoho client), \
-         Ivinex client {SOURCE_CAP}. Each run is its own process.\n"
+        "Run: `cargo run -p deskshift-bench --release` (both paths, 1,000 and 10,000 tickets; `-- --path ivinex-zoho` or \
+         `-- --path zoho-jsm` for one path; `-- --tickets N,M` for other sizes; `-- --long` adds 100,000; `-- --serial-max N` \
+         runs the concurrency-1 comparison up to N tickets, default 1,000). The harness rewrites everything above the analysis \
+         marker; the analysis below it is kept. `-- --serve-sandboxes --path P --tickets N` only starts the sandboxes of a path \
+         and prints their addresses (stdin EOF or SIGTERM stops them).\n"
     );
-    let _ = writeln!(s, "Machine: {machine}. Run at {date}.\n");
+    let _ = writeln!(
+        s,
+        "Paths: Ivinex -> Zoho Desk (REST) and Zoho Desk -> Jira Service Management. Each run is its own process and starts its \
+         sandboxes in another process, so its peak memory (VmHWM) and CPU are the engine's alone. {latency_ms} ms added to every \
+         answer of every sandbox; Zoho Desk concurrency cap {cap} (the destination org on the first path, enforced with 429; the \
+         source client on the second); engine concurrency = the cap (load, attachments, destination client, JSM client), Ivinex \
+         client {SOURCE_CAP}. Durability: the embedded stores' default (`process`: SQLite WAL with synchronous=NORMAL, no fsync \
+         per stage file).\n"
+    );
+    let _ = writeln!(
+        s,
+        "Machine: {machine}. Run at {date}, on a machine shared with other builds and test runs: wall times and CPU are upper \
+         bounds.\n"
+    );
     let _ = writeln!(
         s,
         "## Formula\n\n\
          For each phase, the **minimum destination calls** = one create per record the destination gained during the phase \
-         (accounts, contacts, tickets, comments, threads, tasks, custom fields, attachments, uploads; counted in the Zoho \
-         sandbox, not from the engine) + one read per distinct GET endpoint the phase needs (for `validate`: one read-back per \
-         validated record). The **minimum source calls** = one per page of every Ivinex tab (page size 200) plus discovery, for \
-         `preflight` and `extract`; one download per uploaded file for `attachments`.\n\n\
-         `ideal(phase) = max(ceil(dest_min / {cap}), ceil(source_min / {SOURCE_CAP})) x {latency_ms} ms`; ideal = sum over phases. \
-         Ratio = wall / ideal. CPU per ticket is the engine's threads only (the sandboxes run on their own runtime), at zero \
-         latency. Peak memory is the whole process's VmHWM, sandboxes included; \"sandboxes alone\" is the RSS after they started.\n"
+         (Zoho Desk: accounts, contacts, tickets, comments, threads, tasks, custom fields, attachments, uploads; JSM: customers, \
+         organizations, issues, comments, attachments, fields, components, links; counted in the destination sandbox, not from \
+         the engine) + one read per distinct GET endpoint the phase needs (for `validate`: one read-back per validated record). \
+         The **minimum source calls** = one per page of every collection plus discovery, once over `preflight` and `extract` \
+         (counted in the phase that read them: preflight up to its own source calls, extract the rest) (Ivinex: \
+         every tab at page size 200; Zoho Desk: tickets at 100, accounts, contacts, tasks and products at 99, per ticket its \
+         details, thread list and comment list, per thread its content, three discovery reads); one download per uploaded file for `attachments`.\n\n\
+         `ideal(phase) = max(ceil(dest_min / {cap}), ceil(source_min / source_cap)) x {latency_ms} ms` (source_cap: Ivinex \
+         {SOURCE_CAP}, Zoho Desk {cap}); ideal = sum over phases. Ratio = wall / ideal. CPU per ticket = the engine process's \
+         user + system CPU over the phases at zero latency, divided by the tickets.\n"
     );
     let _ = writeln!(
         s,
-        "## Summary\n\n| tickets | wall s | ideal s | wall / ideal | dest calls | minimum | over | credits | estimate | off | concurrency-1 wall s | speed-up | VmHWM MB | sandboxes MB | engine CPU us/ticket |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "## Summary\n\n| path | tickets | wall s | ideal s | wall / ideal | dest calls | minimum | over | Zoho credits | estimate | off | concurrency-1 wall s | speed-up | engine VmHWM MB | sandbox process MB | engine CPU us/ticket |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for set in sets {
         let r = &set.main;
@@ -117,7 +156,8 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
         };
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            set.path.label(),
             r.tickets,
             r.wall_ms / 1000.0,
             r.ideal_ms / 1000.0,
@@ -130,8 +170,8 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
             pct(r.credits_used, r.credits_estimated),
             serial_wall,
             speedup,
-            r.vm_hwm_kb as f64 / 1024.0,
-            r.rss_after_sandboxes_kb as f64 / 1024.0,
+            r.vm_hwm_kb.max(set.zero.vm_hwm_kb) as f64 / 1024.0,
+            r.sandbox_rss_kb as f64 / 1024.0,
             set.zero.engine_cpu_ms * 1000.0 / set.zero.tickets.max(1) as f64,
         );
     }
@@ -140,17 +180,20 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
         for r in runs.into_iter().flatten() {
             let _ = writeln!(
                 s,
-                "\n## {} tickets, latency {} ms, concurrency {}\n",
-                r.tickets, r.latency_ms, r.concurrency
+                "\n## {}: {} tickets, latency {} ms, concurrency {}\n",
+                set.path.label(),
+                r.tickets,
+                r.latency_ms,
+                r.concurrency
             );
             let _ = writeln!(
                 s,
-                "| phase | wall s | ideal s | wall / ideal | dest calls | dest min (creates + reads) | source calls | source min |\n|---|---|---|---|---|---|---|---|"
+                "| phase | wall s | ideal s | wall / ideal | dest calls | dest min (creates + reads) | source calls | source min | engine CPU ms | engine RSS MB after |\n|---|---|---|---|---|---|---|---|---|---|"
             );
             for p in &r.phases {
                 let _ = writeln!(
                     s,
-                    "| {} | {:.2} | {:.2} | {} | {} | {} ({} + {}) | {} | {} |",
+                    "| {} | {:.2} | {:.2} | {} | {} | {} ({} + {}) | {} | {} | {:.0} | {:.0} |",
                     p.name,
                     p.wall_ms / 1000.0,
                     p.ideal_ms / 1000.0,
@@ -160,23 +203,27 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
                     p.min.dest_writes,
                     p.min.dest_reads,
                     p.source_calls,
-                    p.min.source
+                    p.min.source,
+                    p.cpu_ms,
+                    p.rss_kb as f64 / 1024.0
                 );
             }
             let _ = writeln!(
                 s,
-                "| **total** | {:.2} | {:.2} | {} | {} | {} | {} | |",
+                "| **total** | {:.2} | {:.2} | {} | {} | {} | {} | | {:.0} | |",
                 r.wall_ms / 1000.0,
                 r.ideal_ms / 1000.0,
                 ratio(r.wall_ms, r.ideal_ms),
                 r.dest_calls,
                 min_total(r),
-                r.source_calls
+                r.source_calls,
+                r.engine_cpu_ms
             );
             let _ = writeln!(
                 s,
-                "\nCredits {} (pre-flight estimate {}); peak in flight {}; 429 answers for concurrency {}; failed records {}; validated {}; \
-                 VmHWM {:.0} MB (sandboxes alone {:.0} MB); engine CPU {:.0} ms ({:.0} us/ticket), whole process {:.0} ms.",
+                "\nZoho credits {} (pre-flight estimate {}); peak in flight {}; 429 answers for concurrency {}; failed records {}; \
+                 validated {}; engine VmHWM {:.0} MB (RSS {:.0} MB before the run); sandbox process {:.0} MB after start ({:.1} s to \
+                 generate and load the tenant); engine CPU {:.0} ms ({:.0} us/ticket).",
                 r.credits_used,
                 r.credits_estimated,
                 r.peak_in_flight,
@@ -184,10 +231,11 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
                 r.failed_records,
                 r.validation_checked,
                 r.vm_hwm_kb as f64 / 1024.0,
-                r.rss_after_sandboxes_kb as f64 / 1024.0,
+                r.rss_before_kb as f64 / 1024.0,
+                r.sandbox_rss_kb as f64 / 1024.0,
+                r.sandbox_start_s,
                 r.engine_cpu_ms,
                 r.engine_cpu_ms * 1000.0 / r.tickets.max(1) as f64,
-                r.process_cpu_ms
             );
             if r.latency_ms > 0 && r.concurrency > 1 {
                 let created: Vec<String> =
@@ -195,6 +243,10 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
                 let _ = writeln!(s, "\nCreated in the destination: {}.\n", created.join(", "));
                 let _ = writeln!(s, "| destination endpoint | calls |\n|---|---|");
                 for (k, v) in &r.dest_endpoints {
+                    let _ = writeln!(s, "| `{k}` | {v} |");
+                }
+                let _ = writeln!(s, "\n| source endpoint | calls |\n|---|---|");
+                for (k, v) in &r.source_endpoints {
                     let _ = writeln!(s, "| `{k}` | {v} |");
                 }
             }

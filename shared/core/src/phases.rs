@@ -1883,15 +1883,18 @@ pub struct AttachmentProblem {
     pub reason: String,
 }
 
+/// The kinds whose records carry files, in the order the attachments phase takes them.
+pub const FILE_KINDS: [ObjectKind; 4] = [
+    ObjectKind::Account,
+    ObjectKind::Contact,
+    ObjectKind::Ticket,
+    ObjectKind::Activity,
+];
+
 pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
     let map = approved_map(job).await?;
     let mut work: Vec<(ObjectKind, String, ObjectKind, String, AttachmentRef)> = Vec::new();
-    for kind in [
-        ObjectKind::Account,
-        ObjectKind::Contact,
-        ObjectKind::Ticket,
-        ObjectKind::Activity,
-    ] {
+    for kind in FILE_KINDS {
         let Some(cm) = map.for_kind(kind) else {
             continue;
         };

@@ -178,6 +178,34 @@ fn rest() -> String {
     "rest".into()
 }
 
+impl<C> DestinationSpec<C> {
+    /// A JSM destination with every optional setting at its default.
+    pub fn jsm(
+        base_url: String,
+        email: String,
+        api_token: C,
+        request_type: Option<String>,
+    ) -> Self {
+        DestinationSpec::Jsm {
+            base_url,
+            email,
+            api_token,
+            service_desk: None,
+            department_desks: Default::default(),
+            request_type,
+            department_request_types: Default::default(),
+            category_mode: None,
+            category_field: None,
+            legacy_id_field: None,
+            link_type: None,
+            concurrency_cap: None,
+            per_issue_writes_per_second: None,
+            verify_download_max_bytes: None,
+            retry: None,
+        }
+    }
+}
+
 /// A connector being built (boxed and `Send`, so callers in `Send` futures need no bounds).
 pub type Built<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<T>> + Send + 'a>>;

@@ -98,40 +98,6 @@ refresh_token = {{ env = "TEST_ZOHO_REFRESH" }}
         c
     }
 
-    pub async fn cli(&self, args: &[&str]) -> Output {
-        self.command(args).output().await.expect("deskshift runs")
-    }
-
-    /// Runs and asserts success, printing the output on failure.
-    pub async fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args).await;
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "deskshift {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    pub async fn approve(&self) {
-        self.cli_ok(&["mapping", "propose"]).await;
-        self.cli_ok(&["mapping", "approve", "--by", "e2e reviewer"])
-            .await;
-    }
-
-    pub async fn get(&self, url: String) -> Value {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     pub async fn zoho(&self) -> Value {
         self.get(format!("{}/__sandbox/dump", self.sb.zoho.base_url()))
             .await
@@ -157,6 +123,65 @@ pub fn text(v: &Value) -> String {
 }
 
 /// The source's view, indexed by the sandbox's field roles (never by the engine's map).
+/// The deskshift binary run against a job directory, and the sandboxes' inspection endpoints.
+#[allow(async_fn_in_trait)]
+pub trait Cli {
+    fn command(&self, args: &[&str]) -> tokio::process::Command;
+    fn http(&self) -> &reqwest::Client;
+
+    async fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("deskshift runs")
+    }
+
+    /// Runs and asserts success, printing the output on failure.
+    async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "deskshift {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    async fn approve(&self) {
+        self.cli_ok(&["mapping", "propose"]).await;
+        self.cli_ok(&["mapping", "approve", "--by", "e2e reviewer"])
+            .await;
+    }
+
+    async fn get(&self, url: String) -> Value {
+        self.http()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Cli for Harness {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        Harness::command(self, args)
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+impl Cli for JsmHarness {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        JsmHarness::command(self, args)
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
 pub struct Source {
     pub dump: Value,
     pub roles: BTreeMap<(String, String), String>,
@@ -424,40 +449,6 @@ api_token = {{ env = "TEST_JIRA_TOKEN" }}
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
         c
-    }
-
-    pub async fn cli(&self, args: &[&str]) -> Output {
-        self.command(args).output().await.expect("deskshift runs")
-    }
-
-    /// Runs and asserts success, printing the output on failure.
-    pub async fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args).await;
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "deskshift {args:?} failed: {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    pub async fn approve(&self) {
-        self.cli_ok(&["mapping", "propose"]).await;
-        self.cli_ok(&["mapping", "approve", "--by", "e2e reviewer"])
-            .await;
-    }
-
-    pub async fn get(&self, url: String) -> Value {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// The Zoho Desk source as its inspection endpoint shows it.

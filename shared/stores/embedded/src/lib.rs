@@ -7,8 +7,10 @@
 //!   run the very same functions).
 
 pub mod conformance;
+mod durability;
 mod sqlite;
 mod stage;
 
+pub use durability::{DURABILITY_ENV, Durability};
 pub use sqlite::{BUSY_TIMEOUT, SCHEMA_VERSION, STATE_DB_FILE, SqliteStore};
 pub use stage::{FileStage, STAGE_DIR, TEMP_MARKER};

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use deskshift_core::ports::Stage;
 use deskshift_core::{Error, Result};
 
+use crate::Durability;
+
 /// Directory name of the stage inside a job directory.
 pub const STAGE_DIR: &str = "stage";
 
@@ -22,18 +24,26 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A [`Stage`] over a local directory, with S3-like semantics: a key is a relative path with `/`
 /// separators, `list` is a plain string-prefix match, and every write is atomic (temp file in the
-/// same directory, fsync, rename), so a reader sees the old bytes or the new, never a half file.
+/// same directory, rename; fsync of file and folder with [`Durability::Power`]), so a reader sees
+/// the old bytes or the new, never a half file.
 ///
 /// Unlike S3, a key cannot also be a "directory" of other keys (`a` and `a/b` together): the
 /// second write fails with `Error::Store` naming the key.
 #[derive(Clone, Debug)]
 pub struct FileStage {
     root: Arc<PathBuf>,
+    durability: Durability,
 }
 
 impl FileStage {
-    /// Opens (creating if needed) a stage rooted at `dir`.
+    /// Opens (creating if needed) a stage rooted at `dir`, with the durability named by
+    /// `DESKSHIFT_DURABILITY` (default [`Durability::Process`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Arc<FileStage>> {
+        FileStage::open_with(dir, Durability::from_env()?)
+    }
+
+    /// Opens a stage rooted at `dir` with the given durability.
+    pub fn open_with(dir: impl AsRef<Path>, durability: Durability) -> Result<Arc<FileStage>> {
         let root = dir.as_ref().to_path_buf();
         fs::create_dir_all(&root).map_err(|e| {
             Error::Store(format!(
@@ -43,12 +53,21 @@ impl FileStage {
         })?;
         Ok(Arc::new(FileStage {
             root: Arc::new(root),
+            durability,
         }))
     }
 
     /// Opens `<job_dir>/stage/`.
     pub fn open_in_job(job_dir: impl AsRef<Path>) -> Result<Arc<FileStage>> {
         FileStage::open(job_dir.as_ref().join(STAGE_DIR))
+    }
+
+    /// Opens `<job_dir>/stage/` with the given durability.
+    pub fn open_in_job_with(
+        job_dir: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<Arc<FileStage>> {
+        FileStage::open_with(job_dir.as_ref().join(STAGE_DIR), durability)
     }
 
     pub fn root(&self) -> &Path {
@@ -162,7 +181,8 @@ fn walk(dir: &Path) -> std::io::Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
-fn write_atomically(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
+fn write_atomically(root: &Path, key: &str, bytes: &[u8], durability: Durability) -> Result<()> {
+    let fsync = durability == Durability::Power;
     let target = root.join(key);
     let dir = target.parent().unwrap_or(root).to_path_buf();
     let err = |e| io_error(root, "writing", key, e);
@@ -186,7 +206,7 @@ fn write_atomically(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
     };
     let written = file
         .write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if fsync { file.sync_all() } else { Ok(()) })
         .and_then(|()| {
             drop(file);
             fs::rename(&tmp, &target)
@@ -195,7 +215,11 @@ fn write_atomically(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(err(e));
     }
-    // The rename itself must reach the disk too, or a crash could bring back the old bytes.
+    if !fsync {
+        // The rename is atomic for readers and survives a process crash without a flush.
+        return Ok(());
+    }
+    // The rename itself must reach the disk too, or a power cut could bring back the old bytes.
     File::open(&dir).and_then(|d| d.sync_all()).map_err(err)
 }
 
@@ -203,8 +227,8 @@ fn write_atomically(root: &Path, key: &str, bytes: &[u8]) -> Result<()> {
 impl Stage for FileStage {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
         validate_key(key)?;
-        let (root, key) = (Arc::clone(&self.root), key.to_string());
-        blocking(move || write_atomically(&root, &key, &bytes)).await
+        let (root, key, durability) = (Arc::clone(&self.root), key.to_string(), self.durability);
+        blocking(move || write_atomically(&root, &key, &bytes, durability)).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {

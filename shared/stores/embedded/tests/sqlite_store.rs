@@ -446,3 +446,73 @@ async fn ten_thousand_records_of_crosswalk_traffic() {
         "10,000 tickets: put_batch (500 a batch) {batched:?}, one put_if each {conditional:?}, list in pages of 1000 {listed:?}"
     );
 }
+
+/// The durability setting: its names, its environment variable's refusal of anything else, and
+/// both levels passing the shared suites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_durabilities_conform_and_unknown_names_are_refused() {
+    use deskshift_store_embedded::{DURABILITY_ENV, Durability, FileStage, conformance};
+    assert_eq!(Durability::parse("process"), Some(Durability::Process));
+    assert_eq!(Durability::parse(" Power "), Some(Durability::Power));
+    assert_eq!(Durability::parse("fsync"), None);
+    assert_eq!(Durability::default(), Durability::Process);
+    for durability in [Durability::Process, Durability::Power] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_job_with(dir.path(), durability).unwrap();
+        conformance::crosswalk_suite(store.as_ref()).await;
+        conformance::checkpoints_suite(store.as_ref()).await;
+        conformance::audit_suite(store.as_ref()).await;
+        let stage = FileStage::open_in_job_with(dir.path(), durability).unwrap();
+        conformance::stage_suite(stage.as_ref()).await;
+    }
+    // Read only in this test binary's process; no other test here sets it.
+    let message = match std::panic::catch_unwind(|| {
+        // SAFETY: single-threaded access to this variable in this test binary.
+        unsafe { std::env::set_var(DURABILITY_ENV, "sometimes") };
+        let dir = tempfile::tempdir().unwrap();
+        let result = SqliteStore::open_in_job(dir.path());
+        unsafe { std::env::remove_var(DURABILITY_ENV) };
+        result
+    }) {
+        Ok(Err(Error::Config(message))) => message,
+        other => panic!("expected a configuration error, got {other:?}"),
+    };
+    assert!(
+        message.contains(DURABILITY_ENV) && message.contains("sometimes"),
+        "{message}"
+    );
+}
+
+/// With the default durability the WAL is checkpointed off the async threads, so it stays small
+/// however many calls commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_over_many_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_job(dir.path()).unwrap();
+    let wal = dir.path().join(format!("{STATE_DB_FILE}-wal"));
+    let mut largest = 0;
+    for i in 0..10_000 {
+        let link = sample_link(
+            ObjectKind::Ticket,
+            &format!("T-{i:05}"),
+            LinkStatus::Pending,
+        );
+        store.put_batch(&[link]).await.unwrap();
+        if i % 100 == 0 {
+            // Give the checkpoint on the blocking pool a moment to run.
+            tokio::task::yield_now().await;
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    assert_eq!(
+        store
+            .counts(ObjectKind::Ticket)
+            .await
+            .unwrap()
+            .get("pending"),
+        Some(&10_000)
+    );
+    // Without checkpoints 10,000 commits leave a WAL of about 100 MB; writers wait for a
+    // checkpoint that is 1,000 calls behind, so at most about 1,500 commits' frames pile up.
+    assert!(largest < 24 << 20, "the WAL grew to {largest} bytes");
+}
