@@ -349,6 +349,7 @@ const ACTIVITY_FIELDS: &[StandardField] = &[
     sf("to", &["to", "recipients", "toaddress"]),
     sf("cc", &["cc", "copy", "carboncopy", "cclist", "copyto"]),
     sf("email_subject", &["subject", "emailsubject", "title"]),
+    sf("author_name", &["authorname", "fromname", "sendername"]),
     sf("body", &["body", "content", "message", "text", "notes"]),
     sf(
         "public",

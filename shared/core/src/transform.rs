@@ -242,11 +242,18 @@ impl<'a> Transformer<'a> {
                     ticket,
                     kind: activity_kind,
                     body_html: v.text("body").unwrap_or_default(),
+                    // Someone not among the agents (a customer) keeps the name the source gives.
                     author: raw
                         .fields
                         .get("created_by")
                         .and_then(Value::as_str)
-                        .map(|u| self.person(u)),
+                        .map(|u| {
+                            let mut p = self.person(u);
+                            if p.name.is_none() {
+                                p.name = v.text("author_name");
+                            }
+                            p
+                        }),
                     created_at: raw.created_at.clone(),
                     public,
                     custom,

@@ -9,6 +9,7 @@
 //! comment) is `<ticketId>:<commentId>`; an attachment is `<ticketId>:<attachmentId>`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -68,8 +69,11 @@ struct Department {
 pub struct ZohoDesk {
     client: ZohoClient,
     edition: Option<Edition>,
-    /// Serialises custom-field creation so two loaders never create the same field twice.
-    field_lock: tokio::sync::Mutex<()>,
+    /// One lock per field (kind, label): two loaders never create the same field twice, while
+    /// different fields are created concurrently.
+    field_locks: std::sync::Mutex<HashMap<(ObjectKind, String), Arc<tokio::sync::Mutex<()>>>>,
+    /// Custom fields listed once per kind (and those created since), so each ensure costs no read.
+    listed: tokio::sync::Mutex<HashMap<ObjectKind, Vec<DestField>>>,
     migrated_fields: std::sync::Mutex<HashMap<ObjectKind, DestField>>,
     departments: tokio::sync::OnceCell<Vec<Department>>,
     agent_emails: std::sync::Mutex<HashMap<String, String>>,
@@ -205,7 +209,8 @@ impl ZohoDesk {
         ZohoDesk {
             client,
             edition,
-            field_lock: tokio::sync::Mutex::new(()),
+            field_locks: std::sync::Mutex::new(HashMap::new()),
+            listed: tokio::sync::Mutex::new(HashMap::new()),
             migrated_fields: std::sync::Mutex::new(HashMap::new()),
             departments: tokio::sync::OnceCell::new(),
             agent_emails: std::sync::Mutex::new(HashMap::new()),
@@ -1338,13 +1343,31 @@ impl Destination for ZohoDesk {
                 spec.kind
             ))
         })?;
-        let _guard = self.field_lock.lock().await;
+        let lock = self
+            .field_locks
+            .lock()
+            .unwrap()
+            .entry((spec.kind, spec.label.to_lowercase()))
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
         let find = |fields: Vec<DestField>| {
             fields
                 .into_iter()
                 .find(|f| f.label.eq_ignore_ascii_case(&spec.label))
         };
-        if let Some(f) = find(self.custom_fields(spec.kind).await?) {
+        let known = {
+            let mut listed = self.listed.lock().await;
+            match listed.get(&spec.kind) {
+                Some(fields) => fields.clone(),
+                None => {
+                    let fields = self.custom_fields(spec.kind).await?;
+                    listed.insert(spec.kind, fields.clone());
+                    fields
+                }
+            }
+        };
+        if let Some(f) = find(known) {
             return Ok(f);
         }
         let mut options: Vec<String> = Vec::new();
@@ -1407,13 +1430,20 @@ impl Destination for ZohoDesk {
             {
                 Ok(answer) if answer.status.is_success() => {
                     let v = self.client.json("POST /fields", &answer)?;
-                    return field_from(spec.kind, &v).ok_or_else(|| Error::Api {
+                    let field = field_from(spec.kind, &v).ok_or_else(|| Error::Api {
                         platform: PLATFORM.into(),
                         endpoint: "POST /fields".into(),
                         status: answer.status.as_u16(),
                         message: "the created field came back without id, apiName or displayLabel"
                             .into(),
-                    });
+                    })?;
+                    self.listed
+                        .lock()
+                        .await
+                        .entry(spec.kind)
+                        .or_default()
+                        .push(field.clone());
+                    return Ok(field);
                 }
                 Ok(answer) => {
                     // Someone else created it meanwhile (422 duplicate): use theirs.
