@@ -2418,7 +2418,8 @@ pub fn fit_lengths(
             }
         }
         CanonicalRecord::Task(t) => {
-            if truncate_chars(&mut t.subject, limit("subject")).is_some() {
+            let shortened = truncate_chars(&mut t.subject, limit("subject")).is_some();
+            if shortened {
                 flags.push((
                     "subject_truncated".to_string(),
                     "task subject shortened to the destination's limit".to_string(),
@@ -2493,6 +2494,101 @@ fn phases_are_send(job: &Job) {
     send(load(job, ObjectKind::Ticket));
     send(attachments(job));
     send(validate(job));
+}
+
+/// A representative sample of `n` tickets: spread over status, department and age, with tickets
+/// that carry attachments, inline images and custom field values taken first. Deterministic.
+pub async fn pick_sample(job: &Job, n: usize) -> Result<Vec<String>> {
+    let map = approved_map(job).await?;
+    let Some(cm) = map.for_kind(ObjectKind::Ticket) else {
+        return Ok(vec![]);
+    };
+    let t = Transformer::new(&map, BTreeMap::new(), job.source_zone.clone());
+    let all_selected = Selection {
+        only_tickets: vec![],
+        ..job.settings.selection.clone()
+    };
+    let mut with_images: BTreeSet<String> = BTreeSet::new();
+    if let Some(acm) = map.for_kind(ObjectKind::Activity) {
+        let tf = acm.standard("ticket").map(|f| f.source.clone());
+        let bf = acm.standard("body").map(|f| f.source.clone());
+        for raw in staged_records(job, &acm.collection).await? {
+            let body = bf
+                .as_ref()
+                .and_then(|f| raw.fields.get(f))
+                .map(value_text)
+                .unwrap_or_default();
+            if body.contains("<img")
+                && let Some(tid) = tf.as_ref().and_then(|f| raw.fields.get(f)).map(value_text)
+            {
+                with_images.insert(tid);
+            }
+        }
+    }
+    let mut groups: BTreeMap<(String, String, String), Vec<(u8, String)>> = BTreeMap::new();
+    for raw in staged_records(job, &cm.collection).await? {
+        let Ok(Transformed {
+            record: CanonicalRecord::Ticket(tk),
+            ..
+        }) = t.transform(ObjectKind::Ticket, &raw)
+        else {
+            continue;
+        };
+        if !ticket_selected(&all_selected, &map, &raw, &tk) {
+            continue;
+        }
+        let year = tk
+            .created_at
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .take(4)
+            .collect::<String>();
+        let key = (
+            tk.status.clone().unwrap_or_default(),
+            tk.department.clone().unwrap_or_default(),
+            year,
+        );
+        // Lower rank first: tickets showing more of what must survive a migration.
+        let mut rank = 3u8;
+        if !raw.attachments.is_empty() {
+            rank -= 1;
+        }
+        if with_images.contains(&raw.id)
+            || tk
+                .description_html
+                .as_deref()
+                .is_some_and(|d| d.contains("<img"))
+        {
+            rank -= 1;
+        }
+        if !tk.custom.is_empty() {
+            rank -= 1;
+        }
+        groups.entry(key).or_default().push((rank, raw.id.clone()));
+    }
+    for g in groups.values_mut() {
+        g.sort();
+    }
+    let mut out = Vec::new();
+    let mut round = 0;
+    while out.len() < n {
+        let mut took = false;
+        for g in groups.values() {
+            if let Some((_, id)) = g.get(round) {
+                out.push(id.clone());
+                took = true;
+                if out.len() == n {
+                    break;
+                }
+            }
+        }
+        if !took {
+            break;
+        }
+        round += 1;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -2678,99 +2774,4 @@ mod tests {
         assert!(!same_field_value("account", "8", "7;9"));
         assert!(!same_field_value("status", "7", "7;9"));
     }
-}
-
-/// A representative sample of `n` tickets: spread over status, department and age, with tickets
-/// that carry attachments, inline images and custom field values taken first. Deterministic.
-pub async fn pick_sample(job: &Job, n: usize) -> Result<Vec<String>> {
-    let map = approved_map(job).await?;
-    let Some(cm) = map.for_kind(ObjectKind::Ticket) else {
-        return Ok(vec![]);
-    };
-    let t = Transformer::new(&map, BTreeMap::new(), job.source_zone.clone());
-    let all_selected = Selection {
-        only_tickets: vec![],
-        ..job.settings.selection.clone()
-    };
-    let mut with_images: BTreeSet<String> = BTreeSet::new();
-    if let Some(acm) = map.for_kind(ObjectKind::Activity) {
-        let tf = acm.standard("ticket").map(|f| f.source.clone());
-        let bf = acm.standard("body").map(|f| f.source.clone());
-        for raw in staged_records(job, &acm.collection).await? {
-            let body = bf
-                .as_ref()
-                .and_then(|f| raw.fields.get(f))
-                .map(value_text)
-                .unwrap_or_default();
-            if body.contains("<img")
-                && let Some(tid) = tf.as_ref().and_then(|f| raw.fields.get(f)).map(value_text)
-            {
-                with_images.insert(tid);
-            }
-        }
-    }
-    let mut groups: BTreeMap<(String, String, String), Vec<(u8, String)>> = BTreeMap::new();
-    for raw in staged_records(job, &cm.collection).await? {
-        let Ok(Transformed {
-            record: CanonicalRecord::Ticket(tk),
-            ..
-        }) = t.transform(ObjectKind::Ticket, &raw)
-        else {
-            continue;
-        };
-        if !ticket_selected(&all_selected, &map, &raw, &tk) {
-            continue;
-        }
-        let year = tk
-            .created_at
-            .clone()
-            .unwrap_or_default()
-            .chars()
-            .take(4)
-            .collect::<String>();
-        let key = (
-            tk.status.clone().unwrap_or_default(),
-            tk.department.clone().unwrap_or_default(),
-            year,
-        );
-        // Lower rank first: tickets showing more of what must survive a migration.
-        let mut rank = 3u8;
-        if !raw.attachments.is_empty() {
-            rank -= 1;
-        }
-        if with_images.contains(&raw.id)
-            || tk
-                .description_html
-                .as_deref()
-                .is_some_and(|d| d.contains("<img"))
-        {
-            rank -= 1;
-        }
-        if !tk.custom.is_empty() {
-            rank -= 1;
-        }
-        groups.entry(key).or_default().push((rank, raw.id.clone()));
-    }
-    for g in groups.values_mut() {
-        g.sort();
-    }
-    let mut out = Vec::new();
-    let mut round = 0;
-    while out.len() < n {
-        let mut took = false;
-        for g in groups.values() {
-            if let Some((_, id)) = g.get(round) {
-                out.push(id.clone());
-                took = true;
-                if out.len() == n {
-                    break;
-                }
-            }
-        }
-        if !took {
-            break;
-        }
-        round += 1;
-    }
-    Ok(out)
 }

@@ -76,26 +76,15 @@ refresh_token = {{ env = "TEST_ZOHO_REFRESH" }}
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let info = self.sb.info();
-        let mut c = tokio::process::Command::new(BIN);
-        c.arg("--quiet")
-            .args(args)
-            .args(["--job", self.job.to_str().unwrap()])
-            .env(
-                "TEST_IVINEX_PASSWORD",
-                info.ivinex["password"].as_str().unwrap(),
-            )
-            .env(
-                "TEST_ZOHO_SECRET",
-                info.zoho["client_secret"].as_str().unwrap(),
-            )
-            .env(
-                "TEST_ZOHO_REFRESH",
-                info.zoho["refresh_token"].as_str().unwrap(),
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        c
+        deskshift_command(
+            &self.job,
+            args,
+            &[
+                ("TEST_IVINEX_PASSWORD", &info.ivinex["password"]),
+                ("TEST_ZOHO_SECRET", &info.zoho["client_secret"]),
+                ("TEST_ZOHO_REFRESH", &info.zoho["refresh_token"]),
+            ],
+        )
     }
 
     pub async fn zoho(&self) -> Value {
@@ -123,6 +112,25 @@ pub fn text(v: &Value) -> String {
 }
 
 /// The source's view, indexed by the sandbox's field roles (never by the engine's map).
+/// `deskshift --quiet <args> --job <job>`, with the job file's credentials in its environment.
+fn deskshift_command(
+    job: &std::path::Path,
+    args: &[&str],
+    secrets: &[(&str, &Value)],
+) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(BIN);
+    c.arg("--quiet")
+        .args(args)
+        .args(["--job", job.to_str().unwrap()]);
+    for (name, value) in secrets {
+        c.env(name, value.as_str().unwrap());
+    }
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
 /// The deskshift binary run against a job directory, and the sandboxes' inspection endpoints.
 #[allow(async_fn_in_trait)]
 pub trait Cli {
@@ -432,23 +440,15 @@ api_token = {{ env = "TEST_JIRA_TOKEN" }}
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let info = self.sb.info();
-        let mut c = tokio::process::Command::new(BIN);
-        c.arg("--quiet")
-            .args(args)
-            .args(["--job", self.job.to_str().unwrap()])
-            .env(
-                "TEST_ZOHO_SECRET",
-                info.zoho["client_secret"].as_str().unwrap(),
-            )
-            .env(
-                "TEST_ZOHO_REFRESH",
-                info.zoho["refresh_token"].as_str().unwrap(),
-            )
-            .env("TEST_JIRA_TOKEN", info.jira["api_token"].as_str().unwrap())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        c
+        deskshift_command(
+            &self.job,
+            args,
+            &[
+                ("TEST_ZOHO_SECRET", &info.zoho["client_secret"]),
+                ("TEST_ZOHO_REFRESH", &info.zoho["refresh_token"]),
+                ("TEST_JIRA_TOKEN", &info.jira["api_token"]),
+            ],
+        )
     }
 
     /// The Zoho Desk source as its inspection endpoint shows it.

@@ -25,41 +25,12 @@ pub fn legacy_value(platform: &str, kind: &str, source_id: &str) -> String {
     }
 }
 
-/// Reads the time formats sources use: ISO-8601 with an offset, zone-less ISO (taken as UTC), a
-/// bare date (midnight UTC), or epoch milliseconds.
+/// Reads the time formats of `deskshift_core::util::parse_instant`, and Jira's own `+0000` offsets.
 pub fn parse_instant(s: &str) -> Option<jiff::Timestamp> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Some(ts);
-    }
-    // Jira's own `+0000` offsets.
-    if let Ok(z) =
-        jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", s).and_then(|t| t.to_timestamp())
-    {
-        return Some(z);
-    }
-    if s.len() >= 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<i64>()
-            .ok()
-            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
-    }
-    if let Ok(dt) = s.replace(' ', "T").parse::<jiff::civil::DateTime>() {
-        return dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp());
-    }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        return d
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp());
-    }
-    None
+    jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", s.trim())
+        .and_then(|t| t.to_timestamp())
+        .ok()
+        .or_else(|| deskshift_core::util::parse_instant(s))
 }
 
 /// `YYYY-MM-DD` (duedate, datepicker); a date-time keeps its UTC date.

@@ -21,36 +21,7 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// Reads the time formats sources and Zoho use: ISO-8601 with an offset, zone-less ISO (taken as
-/// UTC), a bare date (midnight UTC), or epoch milliseconds.
-pub fn parse_instant(s: &str) -> Option<jiff::Timestamp> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Some(ts);
-    }
-    if s.len() >= 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<i64>()
-            .ok()
-            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
-    }
-    if let Ok(dt) = s.replace(' ', "T").parse::<jiff::civil::DateTime>() {
-        return dt
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp());
-    }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        return d
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .ok()
-            .map(|z| z.timestamp());
-    }
-    None
-}
+pub use deskshift_core::util::parse_instant;
 
 /// `2025-01-15T14:30:00.000Z` (Zoho's API format, milliseconds kept).
 pub fn zoho_datetime(s: &str) -> Option<String> {

@@ -65,13 +65,16 @@ struct Department {
     enabled: bool,
 }
 
+/// A lock per custom field being ensured, keyed by kind and lower-case label.
+type FieldLocks = HashMap<(ObjectKind, String), Arc<tokio::sync::Mutex<()>>>;
+
 /// The Zoho Desk destination in REST mode.
 pub struct ZohoDesk {
     client: ZohoClient,
     edition: Option<Edition>,
     /// One lock per field (kind, label): two loaders never create the same field twice, while
     /// different fields are created concurrently.
-    field_locks: std::sync::Mutex<HashMap<(ObjectKind, String), Arc<tokio::sync::Mutex<()>>>>,
+    field_locks: std::sync::Mutex<FieldLocks>,
     /// Custom fields listed once per kind (and those created since), so each ensure costs no read.
     listed: tokio::sync::Mutex<HashMap<ObjectKind, Vec<DestField>>>,
     migrated_fields: std::sync::Mutex<HashMap<ObjectKind, DestField>>,
