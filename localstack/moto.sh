@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local AWS emulator without Docker: moto server on 127.0.0.1 (DynamoDB, S3, Step Functions).
 #
-#   moto.sh install          install moto[server] with pip if moto_server is missing
+#   moto.sh install          install moto[server] with pip if python3 cannot import it
 #   moto.sh start [PORT]     start in the background (free port if none given), wait until it
 #                            answers, print the environment to use:  eval "$(moto.sh start)"
 #   moto.sh stop [PORT]      stop the server started on PORT (all started by this script if none)
@@ -19,17 +19,23 @@ PYTHON="${PYTHON:-python3}"
 
 die() { echo "moto.sh: $*" >&2; exit 1; }
 
-install() {
-    command -v moto_server >/dev/null 2>&1 && return 0
-    command -v "$PYTHON" >/dev/null 2>&1 \
-        || die "python3 is missing: install Python 3, then run: pip install '$MOTO_SPEC'"
-    echo "moto.sh: moto_server not found, installing $MOTO_SPEC with pip" >&2
-    "$PYTHON" -m pip install --quiet "$MOTO_SPEC" >&2 \
-        || die "pip could not install $MOTO_SPEC: install it by hand (pip install '$MOTO_SPEC')"
-    hash -r
-    command -v moto_server >/dev/null 2>&1 \
-        || die "moto_server is still not on PATH after installing: add pip's script directory to PATH"
+has_moto() {
+    "$PYTHON" -c 'import moto.server, moto.dynamodb.responses, flask_cors' >/dev/null 2>&1
 }
+
+install() {
+    command -v "$PYTHON" >/dev/null 2>&1 \
+        || die "python3 is missing: install Python 3, then run: $PYTHON -m pip install '$MOTO_SPEC'"
+    has_moto && return 0
+    echo "moto.sh: moto server not importable from $PYTHON, installing $MOTO_SPEC with pip" >&2
+    "$PYTHON" -m pip install --quiet "$MOTO_SPEC" >&2 \
+        || die "pip could not install $MOTO_SPEC: install it by hand ($PYTHON -m pip install '$MOTO_SPEC')"
+    has_moto || die "$PYTHON still cannot import moto's server after installing $MOTO_SPEC"
+}
+
+# moto's server with DynamoDB requests serialised (see moto_atomic.py: DynamoDB's single-item
+# writes are atomic, moto's are not under concurrent requests).
+SERVER=("$PYTHON" "$(cd "$(dirname "$0")" && pwd)/moto_atomic.py")
 
 free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -68,7 +74,7 @@ start() {
         die "a moto server started by this script already runs on port $port (pid $(cat "$pidfile"))"
     fi
     # MOTO_PORT: moto's Step Functions interpreter calls services on this port.
-    MOTO_PORT="$port" nohup moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
+    MOTO_PORT="$port" nohup "${SERVER[@]}" -H 127.0.0.1 -p "$port" >"$log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     for _ in $(seq 1 300); do
         if answers "$port"; then
@@ -116,7 +122,7 @@ case "$cmd" in
         check_port "${1:-}"
         install
         export MOTO_PORT="$1"
-        exec moto_server -H 127.0.0.1 -p "$1"
+        exec "${SERVER[@]}" -H 127.0.0.1 -p "$1"
         ;;
     *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@ moto's Lambda backend without Docker only echoes. This launcher replaces its `in
 to a Lambda Invoke API endpoint (the deskshift-lambda-bridge, or `cargo lambda watch`), so Step
 Functions executions in moto run the real handlers; a function error becomes
 `x-amz-function-error`, so Retry/Catch in the state machine match the handler's errorType.
+DynamoDB requests are serialised as in `moto_atomic.py` (single-item writes atomic, as in DynamoDB).
 
     DESKSHIFT_INVOKE_ENDPOINT=http://127.0.0.1:9001 MOTO_PORT=5000 \
         python3 localstack/moto_bridge.py -H 127.0.0.1 -p 5000
@@ -23,6 +24,8 @@ import urllib.request
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.server import main
+
+import moto_atomic  # noqa: F401  (serialises moto's DynamoDB handler on import)
 
 
 def _endpoint() -> str:

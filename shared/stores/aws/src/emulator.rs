@@ -16,8 +16,9 @@
 //! ```
 //!
 //! moto is started through `localstack/moto.sh run <port>` (which installs `moto[server]` with
-//! pip when `moto_server` is missing), or `moto_server` directly when the script is not beside
-//! this crate. The process is killed when the [`Emulator`] is dropped, including when a test
+//! pip when python3 cannot import it, and serialises moto's DynamoDB requests so that single-item
+//! writes are atomic as in DynamoDB; see `localstack/moto_atomic.py`), or `moto_server` directly
+//! when the script is not beside this crate (concurrent counter updates may then be lost). The process is killed when the [`Emulator`] is dropped, including when a test
 //! panics. Nothing here changes this process's environment: configure clients with
 //! [`Emulator::sdk_config`] and children with [`Emulator::env`].
 
