@@ -232,52 +232,26 @@ async fn pin_load_selection(job: &Job, kind: ObjectKind) -> Result<()> {
     Ok(())
 }
 
-/// Where the activity partitions are staged: whole ticket threads, about
-/// [`ACTIVITY_PARTITION_PAGES`] staged pages' worth of activities each, in staged order.
+/// Where the activity partitions are staged: each names whole ticket threads (the tickets and
+/// the staged pages their records are on), about [`ACTIVITY_PARTITION_PAGES`] pages' worth.
 pub const ACTIVITY_PARTITIONS: &str = "partitions/load-activity/";
 /// Staged pages' worth of activities per partition (a partition is one Lambda invocation).
 pub const ACTIVITY_PARTITION_PAGES: usize = 4;
 
 /// Splits the staged activities into partitions of whole tickets (a thread is written in order
-/// by one invocation), each about `ACTIVITY_PARTITION_PAGES` pages, tickets in staged order: a
-/// partition's load reads only its own records.
+/// by one invocation), tickets in staged order: a partition's load reads only the pages its
+/// threads are on, and this planning holds a ticket index, not the records.
 async fn activity_partitions(
     job: &Job,
     cm: &deskshift_core::mapping::CollectionMap,
 ) -> Result<Vec<String>> {
     let target = (job.settings.page_size.max(1) as usize) * ACTIVITY_PARTITION_PAGES;
-    let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
-    let mut order: Vec<String> = Vec::new();
-    let mut threads: std::collections::HashMap<String, Vec<deskshift_core::model::RawRecord>> =
-        Default::default();
-    for raw in phases::staged_records(job, &cm.collection).await? {
-        let ticket = ticket_field
-            .as_ref()
-            .and_then(|f| raw.fields.get(f))
-            .map(deskshift_core::transform::value_text)
-            .unwrap_or_default();
-        let thread = threads.entry(ticket.clone()).or_insert_with(|| {
-            order.push(ticket.clone());
-            Vec::new()
-        });
-        thread.push(raw);
-    }
-    let mut parts: Vec<Vec<deskshift_core::model::RawRecord>> = vec![];
-    let mut current = Vec::new();
-    for ticket in order {
-        if current.len() >= target {
-            parts.push(std::mem::take(&mut current));
-        }
-        current.extend(threads.remove(&ticket).unwrap_or_default());
-    }
-    if !current.is_empty() {
-        parts.push(current);
-    }
-    let mut keys = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
+    let batches = phases::thread_batches(job, &keys::raw_prefix(&cm.collection), target).await?;
+    let mut keys = Vec::with_capacity(batches.len());
+    for (i, batch) in batches.iter().enumerate() {
         let key = format!("{ACTIVITY_PARTITIONS}{:06}.json", i + 1);
         job.stage
-            .put(&key, serde_json::to_vec(part).map_err(Error::from)?.into())
+            .put(&key, serde_json::to_vec(batch).map_err(Error::from)?.into())
             .await?;
         keys.push(key);
     }
@@ -334,7 +308,19 @@ pub async fn load_partition(job: &Job, event: &Event) -> Result<Output> {
     let batches = if partition == "all" {
         Batches::Whole(keys::raw_prefix(&cm.collection))
     } else if kind == ObjectKind::Activity && partition.starts_with(ACTIVITY_PARTITIONS) {
-        Batches::Pages(vec![partition])
+        let batch: phases::ThreadBatch = match job.stage.get(&partition).await? {
+            Some(b) => serde_json::from_slice(&b).map_err(Error::from)?,
+            None => {
+                return Err(config_error(format!(
+                    "load-activity: partition {partition} is not in the stage; plan the partitions again"
+                )));
+            }
+        };
+        // Checkpointed under the partition's name (the gate counts the planned partitions).
+        Batches::Threads(vec![phases::ThreadBatch {
+            key: partition,
+            ..batch
+        }])
     } else {
         if !partition.starts_with(&keys::raw_prefix(&cm.collection)) {
             return Err(config_error(format!(
@@ -442,7 +428,8 @@ async fn attachment_partitions(job: &Job) -> Result<Vec<String>> {
         let Some(cm) = map.for_kind(kind) else {
             continue;
         };
-        for raw in phases::staged_records(job, &cm.collection).await? {
+        let mut records = phases::StagedRecords::new(job, &cm.collection).await?;
+        while let Some(raw) = records.next().await? {
             if raw.attachments.is_empty() {
                 continue;
             }

@@ -59,7 +59,8 @@ fn binaries_dir() -> PathBuf {
 }
 
 impl Aws {
-    async fn start(hook: Option<Hook>) -> Aws {
+    /// `cold_starts`: every invocation in a fresh function process (see `BridgeConfig`).
+    async fn start(hook: Option<Hook>, cold_starts: bool) -> Aws {
         let logs = tempfile::tempdir().unwrap();
         let external = std::env::var("AWS_ENDPOINT_URL")
             .ok()
@@ -79,6 +80,7 @@ impl Aws {
             log_dir: Some(logs.path().to_path_buf()),
             port: bridge_port,
             hook,
+            cold_starts,
             ..Default::default()
         };
         for f in Function::ALL {
@@ -593,7 +595,7 @@ async fn zoho_token_grants(zoho_base: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migration_runs_on_the_state_machine_like_the_local_runner() {
-    let aws = Aws::start(None).await;
+    let aws = Aws::start(None, false).await;
     let sb = deskshift_sandbox::start_all(&opts()).await.unwrap();
     let job = "e2e-acme";
     let (config, secrets) = ivinex_zoho(job, &sb.info(), None);
@@ -791,7 +793,7 @@ async fn throttling_is_retried_by_the_state_machine() {
             }
         })
     };
-    let aws = Aws::start(Some(hook)).await;
+    let aws = Aws::start(Some(hook), false).await;
     let job = "e2e-throttled";
     let retry = deskshift_zohodesk::RetryConfig {
         max_attempts: 2,
@@ -876,8 +878,8 @@ fn assert_each_activity_once(dump: &Value) {
     }
 }
 
-/// JSM requests by legacy ticket id: (requests, comments, attachment digests).
-fn jsm_state(dump: &Value) -> BTreeMap<String, (usize, usize, Vec<String>)> {
+/// Migrated JSM issues: (Zoho Desk id from the legacy field, issue).
+fn jsm_issues(dump: &Value) -> Vec<(String, Value)> {
     let legacy = dump["fields"]
         .as_array()
         .unwrap()
@@ -886,14 +888,67 @@ fn jsm_state(dump: &Value) -> BTreeMap<String, (usize, usize, Vec<String>)> {
         .and_then(|f| f["id"].as_str())
         .unwrap_or_default()
         .to_string();
-    let mut out: BTreeMap<String, (usize, usize, Vec<String>)> = BTreeMap::new();
-    for i in dump["issues"].as_array().cloned().unwrap_or_default() {
-        let Some(id) = i["fields"][&legacy]
-            .as_str()
-            .and_then(|v| v.strip_prefix("Zoho Desk:"))
-        else {
+    dump["issues"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|i| {
+            let id = i["fields"][&legacy]
+                .as_str()?
+                .strip_prefix("Zoho Desk:")?
+                .to_string();
+            Some((id, i))
+        })
+        .collect()
+}
+
+/// JSM issue links as pairs of Zoho Desk ticket ids, the smaller first.
+fn jsm_links(dump: &Value) -> BTreeSet<(String, String)> {
+    let by_key: BTreeMap<String, String> = jsm_issues(dump)
+        .into_iter()
+        .map(|(id, i)| (i["key"].as_str().unwrap().to_string(), id))
+        .collect();
+    dump["links"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            let end = |side: &str| by_key[l[side].as_str().unwrap()].clone();
+            let (a, b) = (end("inwardIssue"), end("outwardIssue"));
+            if a < b { (a, b) } else { (b, a) }
+        })
+        .collect()
+}
+
+/// Zoho Desk tickets whose first thread links another ticket (`#Cases/dv/<id>`), as pairs of
+/// ticket ids, the smaller first.
+fn referenced_pairs(zoho: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for th in zoho["threads"].as_array().unwrap() {
+        let content = th["content"].as_str().unwrap_or_default();
+        let Some(pos) = content.find("#Cases/dv/") else {
             continue;
         };
+        let other: String = content[pos + 10..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let ticket = th["_ticketId"].as_str().unwrap().to_string();
+        out.insert(if ticket < other {
+            (ticket, other)
+        } else {
+            (other, ticket)
+        });
+    }
+    out
+}
+
+/// JSM requests by legacy ticket id: (requests, comments, attachment digests).
+fn jsm_state(dump: &Value) -> BTreeMap<String, (usize, usize, Vec<String>)> {
+    let mut out: BTreeMap<String, (usize, usize, Vec<String>)> = BTreeMap::new();
+    for (id, i) in jsm_issues(dump) {
         let e = out.entry(id.to_string()).or_default();
         e.0 += 1;
         e.1 += i["comments"].as_array().map_or(0, Vec::len);
@@ -912,7 +967,8 @@ async fn zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner() {
         tickets: 40,
         ..Default::default()
     };
-    let aws = Aws::start(None).await;
+    // No invocation finds what an earlier one left in its process's memory.
+    let aws = Aws::start(None, true).await;
     let sb = deskshift_sandbox::start_zoho_jsm(&options).await.unwrap();
     let job = "e2e-zoho-jsm";
     let (config, secrets) = zoho_jsm(job, &sb.info());
@@ -925,7 +981,9 @@ async fn zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner() {
         "function cold starts took their own Zoho tokens"
     );
 
-    let on_aws = jsm_state(&dump(jira_url).await);
+    let jira = dump(jira_url).await;
+    let on_aws = jsm_state(&jira);
+    let links_on_aws = jsm_links(&jira);
     let zoho = dump(format!("{}/__sandbox/dump", sb.zoho.base_url())).await;
     let tickets = zoho["tickets"].as_array().unwrap();
     for t in tickets {
@@ -950,10 +1008,41 @@ async fn zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner() {
     let dir = tempfile::tempdir().unwrap();
     let (twin_config, twin_secrets) = zoho_jsm(job, &twin.info());
     run_locally(&twin_config, &twin_secrets, dir.path()).await;
-    let locally = jsm_state(&dump(format!("{}/__sandbox/dump", twin.jira.base_url())).await);
+    let twin_jira = dump(format!("{}/__sandbox/dump", twin.jira.base_url())).await;
+    let locally = jsm_state(&twin_jira);
     assert_eq!(
         on_aws, locally,
         "requests, comment counts and attachments differ between the state machine and the local runner"
+    );
+    // Related tickets become issue links, also when the two tickets were written by different
+    // load invocations (the ticket pages are separate partitions here).
+    let ticket_partitions: BTreeSet<String> = aws
+        .bridge
+        .log()
+        .iter()
+        .filter(|r| r.function == "deskshift-load-partition" && r.payload["kind"] == "ticket")
+        .filter_map(|r| r.payload["partition"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        ticket_partitions.len() >= 2,
+        "the tickets were loaded in one invocation: {ticket_partitions:?}"
+    );
+    let invocations = aws.bridge.log().len() as u64;
+    assert_eq!(
+        aws.bridge.processes_started(),
+        invocations,
+        "each invocation ran in a process of its own"
+    );
+    let expected = referenced_pairs(&zoho);
+    assert!(
+        !expected.is_empty(),
+        "the sandbox's tickets reference each other"
+    );
+    assert_eq!(links_on_aws, expected, "issue links on the state machine");
+    assert_eq!(
+        jsm_links(&twin_jira),
+        expected,
+        "issue links of the local runner"
     );
     twin.stop().await;
     sb.stop().await;
@@ -962,7 +1051,7 @@ async fn zoho_to_jsm_runs_on_the_state_machine_like_the_local_runner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn distributed_map_definition_runs_on_the_emulator() {
-    let aws = Aws::start(None).await;
+    let aws = Aws::start(None, false).await;
     let sb = deskshift_sandbox::start_all(&SandboxOptions {
         seed: 7,
         tickets: 30,

@@ -21,7 +21,8 @@ fn opts(seed: u64, tickets: usize) -> SandboxOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_migration_arrives_field_by_field() {
-    let h = Harness::start(opts(7, 1000), "validation_sample = 40").await;
+    // Pages of 100: activities load in several batches of whole threads (10 pages' worth each).
+    let h = Harness::start(opts(7, 1000), "validation_sample = 40\npage_size = 100").await;
 
     // Nothing moves before a person approves the map.
     let out = h.cli(&["run"]).await;

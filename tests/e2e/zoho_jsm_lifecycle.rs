@@ -403,6 +403,15 @@ async fn rollback_removes_the_migration_and_spares_what_was_there() {
         list(&first, "comments").len(),
         "every comment back once"
     );
+    assert!(
+        !list(&first, "links").is_empty(),
+        "related tickets were linked"
+    );
+    assert_eq!(
+        list(&again, "links").len(),
+        list(&first, "links").len(),
+        "every issue link back once"
+    );
     h.stop().await;
 }
 

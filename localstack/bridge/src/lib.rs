@@ -13,7 +13,7 @@
 
 pub mod moto;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -47,6 +47,9 @@ pub struct BridgeConfig {
     /// Called before each invocation is handed to a process and after its outcome, before the
     /// caller is answered (tests change the world at exact points of an execution).
     pub hook: Option<Hook>,
+    /// Every invocation in a fresh process: Lambda may recycle a process at any time, so no
+    /// handler may count on what an earlier invocation left in memory.
+    pub cold_starts: bool,
 }
 
 /// Where a [`Hook`] is called.
@@ -103,6 +106,7 @@ impl Default for BridgeConfig {
             log_dir: None,
             port: 0,
             hook: None,
+            cold_starts: false,
         }
     }
 }
@@ -153,6 +157,10 @@ struct FunctionState {
     in_flight: HashMap<String, (u64, oneshot::Sender<Outcome>)>,
     /// Workers that exited before asking for work (init failures in a row).
     init_failures: usize,
+    /// Workers that took an invocation (cold starts: the next `/next` retires them).
+    served: HashSet<u64>,
+    /// Workers the bridge stopped after their invocation (cold starts), not failures.
+    retired: HashSet<u64>,
 }
 
 struct Shared {
@@ -164,6 +172,10 @@ struct Shared {
     invocations: Mutex<BTreeMap<String, u64>>,
     log: Mutex<Vec<InvocationRecord>>,
     children: Mutex<Vec<tokio::process::Child>>,
+    /// Worker -> its process id.
+    pids: Mutex<HashMap<u64, u32>>,
+    /// Function processes started so far.
+    started: AtomicU64,
 }
 
 /// A running bridge; see the crate documentation.
@@ -204,6 +216,8 @@ impl Bridge {
             invocations: Mutex::new(BTreeMap::new()),
             log: Mutex::new(vec![]),
             children: Mutex::new(vec![]),
+            pids: Mutex::new(HashMap::new()),
+            started: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -247,6 +261,11 @@ impl Bridge {
     }
 
     /// Every finished invocation in order: function, payload and error type.
+    /// Function processes started so far (cold starts).
+    pub fn processes_started(&self) -> u64 {
+        self.shared.started.load(Ordering::Relaxed)
+    }
+
     pub fn log(&self) -> Vec<InvocationRecord> {
         self.shared.log.lock().unwrap().clone()
     }
@@ -434,6 +453,10 @@ fn spawn_worker(shared: &Arc<Shared>, name: &str) -> anyhow::Result<()> {
         )
     })?;
     let pid = child.id();
+    shared.started.fetch_add(1, Ordering::Relaxed);
+    if let Some(pid) = pid {
+        shared.pids.lock().unwrap().insert(worker, pid);
+    }
     // The exit is watched by polling so the Child stays in `children` for stop() to kill.
     let shared2 = shared.clone();
     let name2 = name.to_string();
@@ -458,9 +481,22 @@ fn spawn_worker(shared: &Arc<Shared>, name: &str) -> anyhow::Result<()> {
 }
 
 fn worker_exited(shared: &Arc<Shared>, name: &str, worker: u64) {
+    shared.pids.lock().unwrap().remove(&worker);
     let mut fns = shared.functions.lock().unwrap();
     let st = fns.entry(name.to_string()).or_default();
     st.workers = st.workers.saturating_sub(1);
+    st.served.remove(&worker);
+    if st.retired.remove(&worker) {
+        // Stopped after its invocation (cold starts): a fresh process takes what is queued.
+        if !st.queue.is_empty() && st.workers < shared.config.max_workers.max(1) {
+            st.workers += 1;
+            drop(fns);
+            if let Err(e) = spawn_worker(shared, name) {
+                tracing::error!("{e}");
+            }
+        }
+        return;
+    }
     let lost: Vec<String> = st
         .in_flight
         .iter()
@@ -505,6 +541,22 @@ async fn next(
     {
         let mut fns = shared.functions.lock().unwrap();
         let st = fns.entry(name.clone()).or_default();
+        if shared.config.cold_starts && st.served.contains(&worker) {
+            // Its one invocation is answered: the process goes, the next invocation starts cold.
+            st.retired.insert(worker);
+            drop(fns);
+            let pid = shared.pids.lock().unwrap().get(&worker).copied();
+            if let Some(child) = shared
+                .children
+                .lock()
+                .unwrap()
+                .iter_mut()
+                .find(|c| c.id().is_some() && c.id() == pid)
+            {
+                let _ = child.start_kill();
+            }
+            return StatusCode::GONE.into_response();
+        }
         st.idle += 1;
         st.init_failures = 0;
     }
@@ -517,6 +569,9 @@ async fn next(
             let st = fns.entry(name.clone()).or_default();
             if let Some(inv) = st.queue.pop_front() {
                 st.idle -= 1;
+                if shared.config.cold_starts {
+                    st.served.insert(worker);
+                }
                 break inv;
             }
         }

@@ -62,6 +62,7 @@ pub struct Settings {
     pub validation_sample: usize,
     pub validation_all: bool,
     pub validation_seed: u64,
+    /// Records per source page (Ivinex; Zoho Desk takes at most 100 tickets and 99 other records).
     pub page_size: u32,
     /// Stop the flow when a reconciliation gate finds unexplained differences.
     pub strict_gates: bool,

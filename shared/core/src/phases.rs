@@ -1,11 +1,11 @@
 //! The phases, as plain async functions over a [`Job`]'s ports. The CLI calls them in the order of
 //! [`crate::flow::FLOW`]; the Lambda functions call the same functions.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -734,6 +734,37 @@ pub async fn staged_pages(job: &Job, collection: &str) -> Result<Vec<String>> {
     job.stage.list(&keys::raw_prefix(collection)).await
 }
 
+/// The staged records of a collection, one page in memory at a time.
+pub struct StagedRecords<'a> {
+    job: &'a Job,
+    pages: std::vec::IntoIter<String>,
+    current: std::vec::IntoIter<RawRecord>,
+}
+
+impl<'a> StagedRecords<'a> {
+    pub async fn new(job: &'a Job, collection: &str) -> Result<StagedRecords<'a>> {
+        Ok(StagedRecords {
+            job,
+            pages: staged_pages(job, collection).await?.into_iter(),
+            current: Vec::new().into_iter(),
+        })
+    }
+
+    pub async fn next(&mut self) -> Result<Option<RawRecord>> {
+        loop {
+            if let Some(r) = self.current.next() {
+                return Ok(Some(r));
+            }
+            let Some(page) = self.pages.next() else {
+                return Ok(None);
+            };
+            let recs: Vec<RawRecord> = get_json(self.job, &page).await?.unwrap_or_default();
+            self.current = recs.into_iter();
+        }
+    }
+}
+
+/// Every staged record of a collection at once (small collections; see [`StagedRecords`]).
 pub async fn staged_records(job: &Job, collection: &str) -> Result<Vec<RawRecord>> {
     let mut out = Vec::new();
     for key in staged_pages(job, collection).await? {
@@ -964,7 +995,8 @@ pub async fn selection_scope(job: &Job, map: &FieldMap, t: &Transformer<'_>) -> 
     };
     let mut contacts = BTreeSet::new();
     let mut accounts = BTreeSet::new();
-    for raw in staged_records(job, &cm.collection).await? {
+    let mut tickets = StagedRecords::new(job, &cm.collection).await?;
+    while let Some(raw) = tickets.next().await? {
         let Ok(Transformed {
             record: CanonicalRecord::Ticket(tk),
             ..
@@ -1082,6 +1114,24 @@ pub struct Reconciliation {
     /// Differences not explained by the numbers above.
     pub unexplained: Vec<String>,
     pub passed: bool,
+    /// Links between related tickets (ticket loads into destinations that link them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relations: Option<Relations>,
+}
+
+/// What the ticket load did with related tickets: a pair is linked once both are written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Relations {
+    /// Pairs of related tickets in the records this load read.
+    pub pairs: u64,
+    pub linked: u64,
+    /// Linked by an earlier run or invocation.
+    pub already: u64,
+    /// `ticket -> other`: the other ticket is not written (outside the selection, failed, or in a
+    /// partition still to come); the load that writes it links them.
+    pub unresolved: Vec<String>,
+    /// `ticket -> other: reason`: the destination refused the link; the next run tries again.
+    pub failed: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -1188,11 +1238,107 @@ pub async fn load(job: &Job, kind: ObjectKind) -> Result<Reconciliation> {
     load_batches(job, kind, batches, &phase, true).await
 }
 
-/// Which staged records a load reads: pages one by one (checkpointed), or all pages under a
-/// prefix at once.
+/// Which staged records a load reads: pages one by one (checkpointed), or every page under a
+/// prefix as whole ticket threads (activities: a thread is written in order by one task).
 pub enum Batches {
     Pages(Vec<String>),
     Whole(String),
+    /// Given thread batches (an AWS partition: see [`thread_batches`]).
+    Threads(Vec<ThreadBatch>),
+}
+
+/// Whole ticket threads to load together: the tickets, and the staged pages their records are on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThreadBatch {
+    /// The checkpoint name of the batch.
+    pub key: String,
+    pub pages: Vec<String>,
+    pub tickets: BTreeSet<String>,
+}
+
+/// Staged pages' worth of activities per thread batch: a batch is read, written and
+/// checkpointed as one, so memory holds one batch, not the tenant's activities.
+const THREAD_BATCH_PAGES: usize = 10;
+
+/// One checkpointed unit of a load: a staged page, or the pages holding a set of whole threads.
+struct Unit {
+    key: String,
+    pages: Vec<String>,
+    /// Only these tickets' records (thread batches); None = every record of the pages.
+    tickets: Option<HashSet<String>>,
+}
+
+fn thread_units(batches: Vec<ThreadBatch>) -> Vec<Unit> {
+    batches
+        .into_iter()
+        .map(|b| Unit {
+            key: b.key,
+            pages: b.pages,
+            tickets: Some(b.tickets.into_iter().collect()),
+        })
+        .collect()
+}
+
+/// The ticket a staged activity belongs to, by the approved map's `ticket` field.
+fn raw_ticket(raw: &RawRecord, field: Option<&str>) -> String {
+    field
+        .and_then(|f| raw.fields.get(f))
+        .map(value_text)
+        .unwrap_or_default()
+}
+
+/// Splits the activity pages under `prefix` into batches of whole ticket threads, tickets in
+/// staged order, each at least `target` records unless it is the last. One read of every page
+/// builds a ticket index (ids and page numbers only); each batch then reads just the pages its
+/// threads are on.
+pub async fn thread_batches(job: &Job, prefix: &str, target: usize) -> Result<Vec<ThreadBatch>> {
+    let map = approved_map(job).await?;
+    let field = map
+        .for_kind(ObjectKind::Activity)
+        .and_then(|cm| cm.standard("ticket"))
+        .map(|f| f.source.clone());
+    let ticket_field = field.as_deref();
+    let pages = job.stage.list(prefix).await?;
+    let mut order: Vec<String> = Vec::new();
+    let mut index: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
+    for (i, page) in pages.iter().enumerate() {
+        let raws: Vec<RawRecord> = get_json(job, page).await?.unwrap_or_default();
+        for raw in &raws {
+            let ticket = raw_ticket(raw, ticket_field);
+            let entry = index.entry(ticket).or_insert_with_key(|t| {
+                order.push(t.clone());
+                (0, Vec::new())
+            });
+            entry.0 += 1;
+            if entry.1.last() != Some(&i) {
+                entry.1.push(i);
+            }
+        }
+    }
+    let mut units = Vec::new();
+    let (mut tickets, mut on_pages, mut records) = (BTreeSet::new(), BTreeSet::new(), 0usize);
+    let mut close = |tickets: &mut BTreeSet<String>, on_pages: &mut BTreeSet<usize>| {
+        units.push(ThreadBatch {
+            key: format!("threads-{:06}", units.len() + 1),
+            pages: on_pages.iter().map(|i| pages[*i].clone()).collect(),
+            tickets: std::mem::take(tickets),
+        });
+        on_pages.clear();
+    };
+    for ticket in order {
+        let (n, in_pages) = index.remove(&ticket).unwrap_or_default();
+        tickets.insert(ticket);
+        on_pages.extend(in_pages);
+        records += n;
+        if records >= target {
+            close(&mut tickets, &mut on_pages);
+            records = 0;
+        }
+    }
+    if !tickets.is_empty() {
+        close(&mut tickets, &mut on_pages);
+    }
+    Ok(units)
 }
 
 /// Loads one kind from staged batches. `phase` names the checkpoints and reports; `gate` decides
@@ -1223,33 +1369,67 @@ pub async fn load_batches(
     let mut tally = Tally::default();
     let mut source_total = 0u64;
     let mut excluded = 0u64;
-    let (keys_list, whole) = match &batches {
-        Batches::Pages(p) => (p.clone(), None),
-        Batches::Whole(prefix) => (vec!["all".to_string()], Some(prefix.clone())),
+    // (ticket, its related tickets), for the relation pass after the batches.
+    let relating = kind == ObjectKind::Ticket && info.relations;
+    let mut related: Vec<(String, Vec<String>)> = Vec::new();
+    let ticket_field = map
+        .for_kind(ObjectKind::Activity)
+        .and_then(|cm| cm.standard("ticket"))
+        .map(|f| f.source.clone());
+    let units: Vec<Unit> = match &batches {
+        Batches::Pages(p) => p
+            .iter()
+            .map(|k| Unit {
+                key: k.clone(),
+                pages: vec![k.clone()],
+                tickets: None,
+            })
+            .collect(),
+        Batches::Whole(prefix) => {
+            let target = job.settings.page_size.max(1) as usize * THREAD_BATCH_PAGES;
+            thread_units(thread_batches(job, prefix, target).await?)
+        }
+        Batches::Threads(b) => thread_units(b.clone()),
     };
-    job.progress.start(phase, Some(keys_list.len() as u64));
-    let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
-    for key in &keys_list {
-        let raws: Vec<RawRecord> = match &whole {
-            Some(prefix) => {
-                let mut all = Vec::new();
-                for k in job.stage.list(prefix).await? {
-                    all.extend(
-                        get_json::<Vec<RawRecord>>(job, &k)
-                            .await?
-                            .unwrap_or_default(),
-                    );
-                }
-                all
-            }
-            None => get_json(job, key).await?.unwrap_or_default(),
-        };
-        source_total += raws.len() as u64;
-        let done = job
+    // Written when every thread batch is done (and by the AWS gate once every partition is).
+    let all_done = matches!(batches, Batches::Whole(_))
+        && job
             .checkpoints
-            .get(phase, key)
+            .get(phase, "all")
             .await?
             .is_some_and(|c| c.done);
+    job.progress.start(phase, Some(units.len() as u64));
+    let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
+    // The last page read: consecutive thread batches share their boundary page.
+    let mut last_page: Option<(String, Vec<RawRecord>)> = None;
+    for unit in &units {
+        let key = &unit.key;
+        let mut raws: Vec<RawRecord> = Vec::new();
+        for page in &unit.pages {
+            let records = match last_page.take() {
+                Some((k, r)) if k == *page => r,
+                _ => get_json(job, page).await?.unwrap_or_default(),
+            };
+            match &unit.tickets {
+                Some(tickets) => {
+                    raws.extend(
+                        records
+                            .iter()
+                            .filter(|r| tickets.contains(&raw_ticket(r, ticket_field.as_deref())))
+                            .cloned(),
+                    );
+                    last_page = Some((page.clone(), records));
+                }
+                None => raws.extend(records),
+            }
+        }
+        source_total += raws.len() as u64;
+        let done = all_done
+            || job
+                .checkpoints
+                .get(phase, key)
+                .await?
+                .is_some_and(|c| c.done);
         let mut work = Vec::new();
         let mut flags = Vec::new();
         for raw in &raws {
@@ -1260,6 +1440,12 @@ pub async fn load_batches(
                         continue;
                     }
                     flags.extend(tr.flags.clone());
+                    if let CanonicalRecord::Ticket(t) = &tr.record
+                        && relating
+                        && !t.related_tickets.is_empty()
+                    {
+                        related.push((t.source_id.clone(), t.related_tickets.clone()));
+                    }
                     work.push(Ok(tr.record));
                 }
                 Err(e) => work.push(Err((raw.clone(), e))),
@@ -1343,6 +1529,11 @@ pub async fn load_batches(
             .await?;
         job.progress.advance(phase, 1);
     }
+    let relations = if relating {
+        Some(relate_tickets(job, &related, concurrency).await?)
+    } else {
+        None
+    };
     let scoping: Option<Scoping> = get_json(job, keys::SCOPING).await?;
     let before = scoping.and_then(|s| s.destination_baseline.get(kind.as_str()).copied());
     let now = if full {
@@ -1367,6 +1558,7 @@ pub async fn load_batches(
         destination_now: now,
         unexplained: vec![],
         passed: false,
+        relations,
     };
     let accounted = rec.created + rec.updated + rec.unchanged + rec.existing + rec.failed;
     if accounted != rec.in_scope {
@@ -1402,6 +1594,109 @@ pub async fn load_batches(
         });
     }
     Ok(rec)
+}
+
+/// Links related tickets whose both ends are written. A pair is one link whichever side lists
+/// it (the first listing read gives its direction), checkpointed under both destination ids, so
+/// a re-run, a later partition or the gate after a fan-out writes each link once, and a pair
+/// recreated after a rollback is linked again.
+async fn relate_tickets(
+    job: &Job,
+    related: &[(String, Vec<String>)],
+    concurrency: usize,
+) -> Result<Relations> {
+    let mut pairs: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+    for (ticket, others) in related {
+        for other in others.iter().filter(|o| *o != ticket) {
+            let key = if ticket < other {
+                (ticket.clone(), other.clone())
+            } else {
+                (other.clone(), ticket.clone())
+            };
+            pairs
+                .entry(key)
+                .or_insert_with(|| (ticket.clone(), other.clone()));
+        }
+    }
+    let ids: BTreeSet<String> = pairs
+        .keys()
+        .flat_map(|(a, b)| [a.clone(), b.clone()])
+        .collect();
+    let written: BTreeMap<String, String> = futures::stream::iter(ids)
+        .map(|id| async move {
+            let link = job.crosswalk.get(ObjectKind::Ticket, &id).await?;
+            Ok::<_, Error>(link.and_then(|l| {
+                matches!(l.status, LinkStatus::Created | LinkStatus::Existing)
+                    .then_some(l.dest_id)
+                    .flatten()
+                    .map(|d| (id, d))
+            }))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await?;
+    let mut out = Relations {
+        pairs: pairs.len() as u64,
+        ..Default::default()
+    };
+    // Per pair: None = an end is not written yet, Some(Ok(true)) linked now, Some(Ok(false))
+    // linked before, Some(Err(reason)) refused.
+    type PairOutcome = (String, Option<std::result::Result<bool, String>>);
+    let results: Vec<Result<PairOutcome>> =
+        futures::stream::iter(pairs.into_iter().map(|((a, b), (ticket, other))| {
+            let written = &written;
+            async move {
+                let label = format!("{ticket} -> {other}");
+                let (Some(from), Some(to)) = (written.get(&ticket), written.get(&other)) else {
+                    return Ok((label, None));
+                };
+                let partition = format!("{a}|{b}");
+                let cursor = format!("{from}|{to}");
+                let reverse = format!("{to}|{from}");
+                if let Some(c) = job.checkpoints.get("relations", &partition).await?
+                    && c.done
+                    && (c.cursor.as_deref() == Some(cursor.as_str())
+                        || c.cursor.as_deref() == Some(reverse.as_str()))
+                {
+                    return Ok((label, Some(Ok(false))));
+                }
+                match job.dest.relate(&ticket, from, to).await {
+                    Ok(()) => {}
+                    Err(
+                        e @ (Error::Throttled { .. }
+                        | Error::BudgetExhausted { .. }
+                        | Error::Config(_)
+                        | Error::Store(_)),
+                    ) => return Err(e),
+                    Err(e) => return Ok((label, Some(Err(e.to_string())))),
+                }
+                job.checkpoints
+                    .put(&Checkpoint {
+                        phase: "relations".into(),
+                        partition,
+                        cursor: Some(cursor),
+                        done: true,
+                        updated_at: now_iso(),
+                    })
+                    .await?;
+                Ok((label, Some(Ok(true))))
+            }
+        }))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for r in results {
+        match r? {
+            (_, Some(Ok(true))) => out.linked += 1,
+            (_, Some(Ok(false))) => out.already += 1,
+            (label, Some(Err(reason))) => out.failed.push(format!("{label}: {reason}")),
+            (label, None) => out.unresolved.push(label),
+        }
+    }
+    out.unresolved.sort();
+    out.failed.sort();
+    Ok(out)
 }
 
 type Work = std::result::Result<CanonicalRecord, (RawRecord, Error)>;
@@ -1899,7 +2194,8 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
             continue;
         };
         let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
-        for raw in staged_records(job, &cm.collection).await? {
+        let mut records = StagedRecords::new(job, &cm.collection).await?;
+        while let Some(raw) = records.next().await? {
             if raw.attachments.is_empty() {
                 continue;
             }
@@ -2285,97 +2581,139 @@ pub fn expected_fields(record: &CanonicalRecord, ctx: &LoadContext) -> BTreeMap<
     m
 }
 
+/// Records validated together: read from their pages, read back concurrently, compared.
+const VALIDATION_CHUNK: usize = 500;
+
 pub async fn validate(job: &Job) -> Result<ValidationReport> {
     let map = approved_map(job).await?;
     let users = users(job, &map).await?;
     let t = Transformer::new(&map, users, job.source_zone.clone());
+    let info = job.describe().await?;
+    let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
     let mut report = ValidationReport::default();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(job.settings.validation_seed);
     for kind in ObjectKind::LOADED {
         let Some(cm) = map.for_kind(kind) else {
             continue;
         };
-        let mut raws = staged_records(job, &cm.collection).await?;
-        raws.shuffle(&mut rng);
+        // The sample is drawn over (page, id) pairs: memory holds ids, not the records.
+        let pages = staged_pages(job, &cm.collection).await?;
+        let mut index: Vec<(usize, String)> = Vec::new();
+        for (p, page) in pages.iter().enumerate() {
+            let raws: Vec<RawRecord> = get_json(job, page).await?.unwrap_or_default();
+            index.extend(raws.into_iter().map(|r| (p, r.id)));
+        }
+        index.shuffle(&mut rng);
         let want = if job.settings.validation_all {
             usize::MAX
         } else {
             job.settings.validation_sample
         };
-        let ctx0 = load_context(job, kind).await?;
-        let mut picked = Vec::new();
-        for raw in raws {
-            if picked.len() >= want {
+        let mut chosen: Vec<(usize, String, String)> = Vec::new();
+        for (p, id) in index {
+            if chosen.len() >= want {
                 break;
             }
-            let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
+            let Some(link) = job.crosswalk.get(kind, &id).await? else {
                 continue;
             };
             if link.status != LinkStatus::Created {
                 continue;
             }
-            let Ok(tr) = t.transform(kind, &raw) else {
-                continue;
-            };
-            let dest_id = link.dest_id.clone().unwrap_or_default();
-            let mut ctx = ctx0.clone();
-            for (rk, sid) in tr.record.references() {
-                if let Some(l) = job.crosswalk.get(rk, &sid).await?
-                    && let Some(d) = l.dest_id
-                {
-                    ctx.resolved.insert(rk, &sid, d);
-                }
-            }
-            let mut record = tr.record;
-            fit_lengths(&mut record, &job.describe().await?.max_lengths);
-            picked.push((raw.id, dest_id, record, ctx));
+            chosen.push((p, id, link.dest_id.unwrap_or_default()));
         }
-        let info = job.describe().await?;
-        let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
-        // Read-backs run concurrently; results are compared in the sampled order.
-        let dest_ids: Vec<String> = picked.iter().map(|p| p.1.clone()).collect();
-        let found = futures::stream::iter(
-            dest_ids
-                .into_iter()
-                .map(|dest_id| async move { job.dest.read_back(kind, &dest_id).await }),
-        )
-        .buffered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-        for ((source_id, dest_id, record, ctx), found) in picked.into_iter().zip(found) {
-            report.checked += 1;
-            let Some(found) = found? else {
-                report
-                    .missing
-                    .push(format!("{kind} {source_id} (destination {dest_id})"));
-                continue;
-            };
-            let expected: BTreeMap<String, String> = expected_fields(&record, &ctx)
-                .into_iter()
-                .filter(|(f, _)| info.supports(kind, f))
-                .collect();
-            let mut ok = true;
-            for (field, exp) in expected {
-                let got = found.get(&field).cloned().unwrap_or_default();
-                if !same_field_value(&field, &exp, &got) {
-                    ok = false;
-                    report.mismatches.push(FieldMismatch {
-                        kind,
-                        source_id: source_id.clone(),
-                        dest_id: dest_id.clone(),
-                        field,
-                        expected: exp,
-                        found: got,
-                    });
+        let ctx0 = load_context(job, kind).await?;
+        for chunk in chosen.chunks(VALIDATION_CHUNK) {
+            let mut wanted: BTreeMap<usize, HashSet<&str>> = BTreeMap::new();
+            for (p, id, _) in chunk {
+                wanted.entry(*p).or_default().insert(id.as_str());
+            }
+            let mut records: HashMap<String, RawRecord> = HashMap::new();
+            for (p, ids) in &wanted {
+                let raws: Vec<RawRecord> = get_json(job, &pages[*p]).await?.unwrap_or_default();
+                records.extend(
+                    raws.into_iter()
+                        .filter(|r| ids.contains(r.id.as_str()))
+                        .map(|r| (r.id.clone(), r)),
+                );
+            }
+            let mut picked = Vec::with_capacity(chunk.len());
+            for (_, id, dest_id) in chunk {
+                let Some(raw) = records.remove(id) else {
+                    continue;
+                };
+                let Ok(tr) = t.transform(kind, &raw) else {
+                    continue;
+                };
+                let mut ctx = ctx0.clone();
+                for (rk, sid) in tr.record.references() {
+                    if let Some(l) = job.crosswalk.get(rk, &sid).await?
+                        && let Some(d) = l.dest_id
+                    {
+                        ctx.resolved.insert(rk, &sid, d);
+                    }
                 }
+                let mut record = tr.record;
+                fit_lengths(&mut record, &info.max_lengths);
+                picked.push((raw.id, dest_id.clone(), record, ctx));
             }
-            if ok {
-                report.matched += 1;
-            }
+            compare_read_backs(job, kind, &info, concurrency, picked, &mut report).await?;
         }
     }
     put_json(job, keys::VALIDATION, &report).await?;
     Ok(report)
+}
+
+/// Reads the picked records back (concurrently) and compares them in the sampled order.
+async fn compare_read_backs(
+    job: &Job,
+    kind: ObjectKind,
+    info: &DestinationInfo,
+    concurrency: usize,
+    picked: Vec<(String, String, CanonicalRecord, LoadContext)>,
+    report: &mut ValidationReport,
+) -> Result<()> {
+    let dest_ids: Vec<String> = picked.iter().map(|p| p.1.clone()).collect();
+    let found = futures::stream::iter(
+        dest_ids
+            .into_iter()
+            .map(|dest_id| async move { job.dest.read_back(kind, &dest_id).await }),
+    )
+    .buffered(concurrency)
+    .collect::<Vec<_>>()
+    .await;
+    for ((source_id, dest_id, record, ctx), found) in picked.into_iter().zip(found) {
+        report.checked += 1;
+        let Some(found) = found? else {
+            report
+                .missing
+                .push(format!("{kind} {source_id} (destination {dest_id})"));
+            continue;
+        };
+        let expected: BTreeMap<String, String> = expected_fields(&record, &ctx)
+            .into_iter()
+            .filter(|(f, _)| info.supports(kind, f))
+            .collect();
+        let mut ok = true;
+        for (field, exp) in expected {
+            let got = found.get(&field).cloned().unwrap_or_default();
+            if !same_field_value(&field, &exp, &got) {
+                ok = false;
+                report.mismatches.push(FieldMismatch {
+                    kind,
+                    source_id: source_id.clone(),
+                    dest_id: dest_id.clone(),
+                    field,
+                    expected: exp,
+                    found: got,
+                });
+            }
+        }
+        if ok {
+            report.matched += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Shortens values over the destination's limits (`kind.field` -> characters), keeping the full

@@ -121,6 +121,10 @@ pub struct DestinationInfo {
     /// hands it their bytes (`LoadContext::inline_images`) when it writes that record.
     #[serde(default)]
     pub inline_media: bool,
+    /// The destination links related tickets ([`Destination::relate`]): the ticket load relates
+    /// them once both are written, in whichever invocation writes the second.
+    #[serde(default)]
+    pub relations: bool,
 }
 
 impl DestinationInfo {
@@ -237,6 +241,16 @@ pub trait Destination: Send + Sync {
     /// The source's agents, for destinations that carry them themselves (an import package).
     async fn prepare_agents(&self, _agents: &[crate::model::Agent]) -> Result<()> {
         Ok(())
+    }
+    /// Links two written tickets: `ticket` (source id, for errors) lists the other among its
+    /// related tickets. Called once per pair, after both exist; writing the same link twice
+    /// must not create a second one. Only called when `describe()` sets `relations`.
+    async fn relate(&self, ticket: &str, dest_id: &str, other_dest_id: &str) -> Result<()> {
+        let _ = (dest_id, other_dest_id);
+        Err(crate::error::Error::Config(format!(
+            "ticket {ticket}: {} does not link related tickets",
+            self.platform()
+        )))
     }
     /// Called when a run has written everything (an import package closes its files).
     async fn finish(&self) -> Result<()> {

@@ -293,7 +293,7 @@ impl<C: Send + Sync + 'static> SourceSpec<C> {
                     Ok((Arc::new(src) as Arc<dyn Source>, Some(zone)))
                 }
                 SourceSpec::Zohodesk { zoho } => {
-                    let cfg = ZohoSourceConfig::new(
+                    let mut cfg = ZohoSourceConfig::new(
                         zoho_config(
                             "source",
                             zoho.dc.as_deref(),
@@ -310,6 +310,9 @@ impl<C: Send + Sync + 'static> SourceSpec<C> {
                         )
                         .await?,
                     );
+                    // The job's page size, within what each Zoho Desk list endpoint accepts.
+                    cfg.ticket_page_size = settings.page_size.clamp(1, 100);
+                    cfg.record_page_size = settings.page_size.clamp(1, 99);
                     let src: Arc<dyn Source> = if opts.lazy {
                         Arc::new(LazyZohoSource::new(cfg)?)
                     } else {

@@ -629,6 +629,30 @@ pub fn render(d: &ReportData) -> String {
             );
         }
         h.push_str("</tbody></table>");
+        for rel in d.reconciliation.iter().filter_map(|r| r.relations.as_ref()) {
+            let _ = write!(
+                h,
+                r#"<p id="relations">Related tickets, {}: {} linked by the last ticket load, {} linked before it, {} waiting for a ticket that is not written, {} refused.</p>"#,
+                plural(rel.pairs, "pair", "pairs"),
+                rel.linked,
+                rel.already,
+                rel.unresolved.len(),
+                rel.failed.len()
+            );
+            let rows: Vec<&String> = rel
+                .failed
+                .iter()
+                .chain(&rel.unresolved)
+                .take(d.max_rows)
+                .collect();
+            if !rows.is_empty() {
+                h.push_str("<ul>");
+                for r in rows {
+                    let _ = write!(h, "<li>{}</li>", esc(r));
+                }
+                h.push_str("</ul>");
+            }
+        }
     }
     h.push_str("</section>");
 

@@ -25,6 +25,9 @@ struct Args {
     max_workers: usize,
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// Every invocation in a fresh process (Lambda may recycle a warm one at any time).
+    #[arg(long)]
+    cold_starts: bool,
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         max_workers: args.max_workers,
         log_dir: args.log_dir,
         port: args.port,
+        cold_starts: args.cold_starts,
         ..Default::default()
     }
     .with_binaries_in(&args.bin_dir, &args.prefix);

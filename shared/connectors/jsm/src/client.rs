@@ -325,6 +325,11 @@ pub(crate) fn api_error(endpoint: &str, answer: &Answer) -> Error {
             "Jira refused the credentials on {endpoint} ({message}); check jsm email and api_token \
              (the token's owner must be that e-mail) and base_url"
         )),
+        403 if message.to_ascii_lowercase().contains("read-only") => Error::Config(format!(
+            "Jira refused {endpoint} ({message}): the site accepts no changes for now \
+             (maintenance, an import, or an administrator's lock); once it does, `deskshift \
+             retry-failed` writes what was refused"
+        )),
         403 => Error::Config(format!(
             "Jira denied {endpoint} ({message}); the API user needs the Jira administrator and \
              service desk agent/admin permissions"
@@ -341,6 +346,28 @@ pub(crate) fn api_error(endpoint: &str, answer: &Answer) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_only_site_is_not_reported_as_missing_permissions() {
+        let answer = |body: &str| Answer {
+            status: reqwest::StatusCode::FORBIDDEN,
+            headers: Default::default(),
+            body: bytes::Bytes::from(body.to_string()),
+        };
+        let read_only = api_error(
+            "POST /issue",
+            &answer(r#"{"errorMessages":["This Jira site is read-only at the moment: no changes can be made."]}"#),
+        )
+        .to_string();
+        assert!(read_only.contains("retry-failed"), "{read_only}");
+        assert!(!read_only.contains("administrator and"), "{read_only}");
+        let denied = api_error(
+            "POST /issue",
+            &answer(r#"{"errorMessages":["You do not have permission to create issues in this project."]}"#),
+        )
+        .to_string();
+        assert!(denied.contains("permissions"), "{denied}");
+    }
 
     #[test]
     fn both_error_shapes_are_read() {

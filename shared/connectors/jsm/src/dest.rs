@@ -110,18 +110,6 @@ struct IssueTypes {
     standalone: String,
 }
 
-/// A link a ticket asked for before the ticket it names had an issue.
-#[derive(Clone, Debug, PartialEq)]
-struct PendingLink {
-    /// The referencing request's issue key and ticket id.
-    key: String,
-    ticket: String,
-    /// The referenced ticket.
-    other: String,
-    /// The source platform, as the legacy ids name it.
-    platform: String,
-}
-
 /// Property support of the site's organizations: unknown, yes, no.
 const PROPS_UNKNOWN: u8 = 0;
 const PROPS_YES: u8 = 1;
@@ -143,8 +131,6 @@ pub struct Jsm {
     org_props: AtomicU8,
     reuses: std::sync::Mutex<Vec<CustomerReuse>>,
     images: std::sync::Mutex<HashMap<String, InlineImage>>,
-    /// Links whose other ticket had no issue yet when the referencing one was written.
-    pending_links: std::sync::Mutex<Vec<PendingLink>>,
     emails: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
@@ -247,7 +233,6 @@ impl Jsm {
             desk_members: std::sync::Mutex::new(HashSet::new()),
             org_props: AtomicU8::new(PROPS_UNKNOWN),
             reuses: std::sync::Mutex::new(Vec::new()),
-            pending_links: std::sync::Mutex::new(Vec::new()),
             images: std::sync::Mutex::new(HashMap::new()),
             emails: std::sync::Mutex::new(HashMap::new()),
         })
@@ -1599,81 +1584,6 @@ impl Jsm {
         if let Some(status) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
             self.walk_to(ObjectKind::Ticket, sid, key, status).await?;
         }
-        self.link_related(key, t, ctx).await?;
-        self.link_waiting_for(key, sid, platform_of(ctx)).await
-    }
-
-    /// Issue links to related tickets that exist already; the later of two tickets adds the link.
-    async fn link_related(&self, key: &str, t: &Ticket, ctx: &LoadContext) -> Result<()> {
-        let platform = platform_of(ctx);
-        for other in &t.related_tickets {
-            if other == &t.source_id {
-                continue;
-            }
-            let other_key = match self.issue_of_ticket(platform, other).await? {
-                Some(k) => k,
-                None => {
-                    // Not written yet (loaders run concurrently): the other ticket's own write
-                    // adds the link. Looked up once more after queueing, so that a write landing
-                    // in between is not missed; whichever side removes the entry links.
-                    let entry = PendingLink {
-                        key: key.to_string(),
-                        ticket: t.source_id.clone(),
-                        other: other.clone(),
-                        platform: platform.to_string(),
-                    };
-                    self.pending_links.lock().unwrap().push(entry.clone());
-                    let Some(k) = self.issue_of_ticket(platform, other).await? else {
-                        tracing::debug!(ticket = %t.source_id, related = %other, "related ticket not migrated yet: its own load adds the link");
-                        continue;
-                    };
-                    let mut pending = self.pending_links.lock().unwrap();
-                    let Some(i) = pending.iter().position(|p| *p == entry) else {
-                        continue;
-                    };
-                    pending.remove(i);
-                    k
-                }
-            };
-            self.add_link(key, &t.source_id, &other_key).await?;
-        }
-        Ok(())
-    }
-
-    /// The issue of a migrated ticket, in any target project.
-    async fn issue_of_ticket(&self, platform: &str, ticket: &str) -> Result<Option<String>> {
-        let desks = self.service_desks().await?.clone();
-        for d in &desks {
-            if let Some(f) = self
-                .find_issue(&d.project_key, platform, "ticket", ticket)
-                .await?
-            {
-                return Ok(Some(f.key));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Adds the links that tickets written earlier queued for this ticket.
-    async fn link_waiting_for(&self, key: &str, ticket: &str, platform: &str) -> Result<()> {
-        let waiting: Vec<PendingLink> = {
-            let mut pending = self.pending_links.lock().unwrap();
-            let (mine, rest) = pending
-                .drain(..)
-                .partition(|p| p.other == ticket && p.platform == platform);
-            *pending = rest;
-            mine
-        };
-        for (i, p) in waiting.iter().enumerate() {
-            if let Err(e) = self.add_link(&p.key, &p.ticket, key).await {
-                // Not lost: put back what is left, for a later write or `finish`.
-                self.pending_links
-                    .lock()
-                    .unwrap()
-                    .extend(waiting[i..].iter().cloned());
-                return Err(e);
-            }
-        }
         Ok(())
     }
 
@@ -1698,10 +1608,17 @@ impl Jsm {
         if a.status.is_success() {
             return Ok(());
         }
+        let detail = describe_error_body(&a.body);
         Err(match a.status.as_u16() {
+            404 if detail.to_ascii_lowercase().contains("issue does not exist") => Error::data(
+                ObjectKind::Ticket,
+                ticket,
+                format!(
+                    "cannot link {key} -> {other_key}: {detail} (deleted since it was written?)"
+                ),
+            ),
             404 => Error::Config(format!(
-                "Jira refused the issue link {key} -> {other_key}: {}; check that issue linking is on and that link_type '{}' exists",
-                describe_error_body(&a.body),
+                "Jira refused the issue link {key} -> {other_key}: {detail}; check that issue linking is on and that link_type '{}' exists",
                 self.config().link_type
             )),
             _ => record_error(ObjectKind::Ticket, ticket, endpoint, &a),
@@ -2831,6 +2748,7 @@ impl Destination for Jsm {
             .map(|s| s.to_string())
             .collect(),
             inline_media: true,
+            relations: true,
         })
     }
 
@@ -3150,19 +3068,10 @@ impl Destination for Jsm {
             .map(|id| format!("{key}:{id}")))
     }
 
-    /// Links still waiting for their other ticket are looked up once more; those whose ticket
-    /// never arrived (excluded or failed) are logged.
-    async fn finish(&self) -> Result<()> {
-        let waiting: Vec<PendingLink> = std::mem::take(&mut *self.pending_links.lock().unwrap());
-        for p in waiting {
-            match self.issue_of_ticket(&p.platform, &p.other).await? {
-                Some(other_key) => self.add_link(&p.key, &p.ticket, &other_key).await?,
-                None => {
-                    tracing::info!(issue = %p.key, related = %p.other, "related ticket was not migrated: no link")
-                }
-            }
-        }
-        Ok(())
+    /// `ticket`'s request relates to the other request (the configured link type); Jira keeps
+    /// one link per type and direction, so writing it again adds nothing.
+    async fn relate(&self, ticket: &str, dest_id: &str, other_dest_id: &str) -> Result<()> {
+        self.add_link(dest_id, ticket, other_dest_id).await
     }
 
     async fn delete(&self, kind: ObjectKind, dest_id: &str) -> Result<()> {

@@ -170,6 +170,9 @@ async fn every_kind_lands_with_the_right_shape() {
     let mut t2 = ticket("T2", None);
     t2.related_tickets = vec!["T1".into(), "T-not-yet".into()];
     let key2 = create(jsm, &CanonicalRecord::Ticket(t2), &c).await;
+    // The load relates a pair once both are written (a create alone links nothing).
+    assert!(env.dump().await["links"].as_array().unwrap().is_empty());
+    jsm.relate("T2", &key2, &key1).await.unwrap();
 
     let note = activity("N1", "T1", false, "<p>internal <i>only</i></p>");
     let reply = activity("R1", "T1", true, "<p>Dear customer</p>");
@@ -714,33 +717,25 @@ async fn inline_images_from_the_load_context_are_media_and_never_a_second_attach
 }
 
 #[tokio::test]
-async fn a_link_to_a_ticket_written_later_is_added_when_that_ticket_arrives() {
+async fn related_tickets_are_linked_once_and_a_deleted_one_is_named() {
     let env = start().await;
     let c = ctx(&[]);
-    // T2 points at T1 and T3, neither written yet (concurrent loaders, any order).
-    let mut t2 = ticket("T2", None);
-    t2.related_tickets = vec!["T1".into(), "T3".into(), "T-never".into()];
-    let key2 = create(&env.jsm, &CanonicalRecord::Ticket(t2), &c).await;
-    assert!(env.dump().await["links"].as_array().unwrap().is_empty());
+    assert!(env.jsm.describe().await.unwrap().relations);
     let key1 = create(&env.jsm, &CanonicalRecord::Ticket(ticket("T1", None)), &c).await;
+    let key2 = create(&env.jsm, &CanonicalRecord::Ticket(ticket("T2", None)), &c).await;
+    env.jsm.relate("T2", &key2, &key1).await.unwrap();
+    // Again (a retried invocation): still one link.
+    env.jsm.relate("T2", &key2, &key1).await.unwrap();
     let links = env.dump().await["links"].as_array().unwrap().clone();
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0]["inwardIssue"], json!(key1));
     assert_eq!(links[0]["outwardIssue"], json!(key2));
-    // One written by another process meanwhile: found when the run finishes.
-    let env_other = Jsm::new(env.jsm.config().clone()).unwrap();
-    let key3 = create(&env_other, &CanonicalRecord::Ticket(ticket("T3", None)), &c).await;
-    env.jsm.finish().await.unwrap();
-    let links = env.dump().await["links"].as_array().unwrap().clone();
-    assert_eq!(links.len(), 2, "{links:?}");
-    assert!(
-        links
-            .iter()
-            .any(|l| l["inwardIssue"] == json!(key3) && l["outwardIssue"] == json!(key2))
-    );
-    // Nothing is left waiting: a second finish writes nothing.
-    env.jsm.finish().await.unwrap();
-    assert_eq!(env.dump().await["links"].as_array().unwrap().len(), 2);
+    // The other request was deleted in Jira since: a data error naming the ticket, not a
+    // configuration error that would stop the run.
+    env.jsm.delete(ObjectKind::Ticket, &key1).await.unwrap();
+    let err = env.jsm.relate("T2", &key2, &key1).await.unwrap_err();
+    assert!(matches!(err, Error::Data { .. }), "{err:?}");
+    assert!(err.to_string().contains("T2"), "{err}");
     env.stop().await;
 }
 

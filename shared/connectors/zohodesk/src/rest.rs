@@ -1336,6 +1336,7 @@ impl Destination for ZohoDesk {
             max_lengths: max_lengths(),
             unsupported_fields: vec![],
             inline_media: false,
+            relations: false,
         })
     }
 

@@ -301,10 +301,11 @@ pub(crate) fn builtin_fields(
             def("cc", "CC", Text),
             def("body", "Body", Textarea),
             def("created_by", "Author", Email),
-            def("author_email", "Author Email", Email),
             def("author_name", "Author Name", Text),
             def("author_type", "Author Type", Text),
-            link("related_tickets", "Related Tickets", LinkedRecord, TICKETS),
+            // Also in each record, not offered to the map: `author_email` (the author is
+            // `created_by`) and `related_tickets` (the links are in the body; the ticket carries
+            // its relations).
         ],
         TASKS => vec![
             link("ticket", "Ticket", LinkedRecord, TICKETS),
