@@ -397,7 +397,8 @@ pub struct KeptRecord {
 pub async fn rollback(job: &Job, include_changed: bool) -> Result<RollbackReport> {
     let map = approved_map(job).await?;
     let people = users(job, &map).await?;
-    let t = Transformer::new(&map, people, job.source_zone.clone());
+    let t = Transformer::new(&map, people, job.source_zone.clone())
+        .with_lookups(crate::phases::lookups(job, &map).await?);
     let mut report = RollbackReport::default();
     // Activities written per ticket (their count is what an untouched ticket shows).
     let mut activities_of: BTreeMap<String, Vec<Link>> = BTreeMap::new();

@@ -43,6 +43,11 @@ pub struct FieldMapping {
     /// Source value -> destination value, for enumerations (status, priority, department, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub value_map: BTreeMap<String, String>,
+    /// The collection this field looks records up in, when it has no destination counterpart
+    /// (a custom module): its records are staged and go to the migration package, and the value
+    /// names the linked record (`<name> (<id>)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_collection: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +57,18 @@ pub struct CollectionMap {
     pub confidence: f32,
     pub reason: String,
     pub fields: Vec<FieldMapping>,
+}
+
+impl FieldMap {
+    /// Collections that mapped fields look records up in without loading them (custom modules).
+    pub fn lookup_collections(&self) -> BTreeSet<String> {
+        self.collections
+            .iter()
+            .flat_map(|c| &c.fields)
+            .filter(|f| !matches!(f.target, Target::Ignore))
+            .filter_map(|f| f.linked_collection.clone())
+            .collect()
+    }
 }
 
 impl CollectionMap {
@@ -561,6 +578,7 @@ fn propose_field(
         samples: vec![],
         options: vec![],
         value_map: BTreeMap::new(),
+        linked_collection: None,
     };
     match f.name.as_str() {
         "collection_id" => {
@@ -646,12 +664,15 @@ fn propose_field(
         );
     }
     if f.field_type == FieldType::LinkedRecord {
-        return base(
-            Target::Custom { label: f.label.clone(), field_type: FieldType::Text, options: vec![] },
-            0.6,
-            "links a collection with no destination counterpart: kept as the linked record's id in a text field"
-                .into(),
-        );
+        return FieldMapping {
+            linked_collection: f.linked_collection.clone(),
+            ..base(
+                Target::Custom { label: f.label.clone(), field_type: FieldType::Text, options: vec![] },
+                0.6,
+                "links a collection with no destination counterpart: a text field names the linked record (name and id); that collection's records go to the migration package"
+                    .into(),
+            )
+        };
     }
     base(
         Target::Custom {

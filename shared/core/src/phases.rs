@@ -586,6 +586,7 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
     let map = approved_map(job).await?;
     let schema = job.source.discover().await?;
     let mut counts = BTreeMap::new();
+    let looked_up = map.lookup_collections();
     let collections: Vec<String> = schema
         .collections
         .iter()
@@ -593,6 +594,7 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
         .filter(|c| {
             map.collections.iter().any(|m| m.collection == c.name)
                 || crate::mapping::propose_kind(&c.name).is_some()
+                || looked_up.contains(&c.name)
         })
         .map(|c| c.name.clone())
         .collect();
@@ -762,6 +764,19 @@ impl<'a> StagedRecords<'a> {
             self.current = recs.into_iter();
         }
     }
+}
+
+/// The records that mapped fields look up without loading them (custom modules), by name.
+pub async fn lookups(job: &Job, map: &FieldMap) -> Result<crate::transform::Lookups> {
+    let mut out = crate::transform::Lookups::new();
+    for collection in map.lookup_collections() {
+        let names = out.entry(collection.clone()).or_default();
+        let mut records = StagedRecords::new(job, &collection).await?;
+        while let Some(raw) = records.next().await? {
+            names.insert(raw.id.clone(), crate::transform::lookup_name(&raw));
+        }
+    }
+    Ok(out)
 }
 
 /// Every staged record of a collection at once (small collections; see [`StagedRecords`]).
@@ -1353,7 +1368,8 @@ pub async fn load_batches(
 ) -> Result<Reconciliation> {
     let map = approved_map(job).await?;
     let users = users(job, &map).await?;
-    let t = Transformer::new(&map, users, job.source_zone.clone());
+    let t = Transformer::new(&map, users, job.source_zone.clone())
+        .with_lookups(lookups(job, &map).await?);
     let scope = selection_scope(job, &map, &t).await?;
     let selected = scope.tickets.clone();
     let base = load_context(job, kind).await?;
@@ -2587,7 +2603,8 @@ const VALIDATION_CHUNK: usize = 500;
 pub async fn validate(job: &Job) -> Result<ValidationReport> {
     let map = approved_map(job).await?;
     let users = users(job, &map).await?;
-    let t = Transformer::new(&map, users, job.source_zone.clone());
+    let t = Transformer::new(&map, users, job.source_zone.clone())
+        .with_lookups(lookups(job, &map).await?);
     let info = job.describe().await?;
     let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
     let mut report = ValidationReport::default();
@@ -2947,6 +2964,7 @@ mod tests {
             samples: vec![],
             options: vec![],
             value_map: Default::default(),
+            linked_collection: None,
         };
         FieldMap {
             source_platform: "test".into(),

@@ -22,6 +22,24 @@ pub struct Transformer<'a> {
     users: BTreeMap<String, Person>,
     /// The source's timezone for zone-less date-times (None: values are already UTC).
     zone: Option<jiff::tz::TimeZone>,
+    /// Looked-up collection -> record id -> how a value names it (see [`Lookups`]).
+    lookups: Lookups,
+}
+
+/// Records of collections that fields look up without loading them: collection -> id -> name.
+pub type Lookups = BTreeMap<String, BTreeMap<String, String>>;
+
+/// How a looked-up record is named in a field: its name (or title, subject) and id.
+pub fn lookup_name(raw: &RawRecord) -> String {
+    let name = ["name", "Name", "title", "subject"]
+        .iter()
+        .filter_map(|k| raw.fields.get(*k))
+        .map(value_text)
+        .find(|t| !t.trim().is_empty());
+    match name {
+        Some(n) => format!("{} ({})", n.trim(), raw.id),
+        None => raw.id.clone(),
+    }
 }
 
 impl<'a> Transformer<'a> {
@@ -30,7 +48,18 @@ impl<'a> Transformer<'a> {
         users: BTreeMap<String, Person>,
         zone: Option<jiff::tz::TimeZone>,
     ) -> Self {
-        Transformer { map, users, zone }
+        Transformer {
+            map,
+            users,
+            zone,
+            lookups: Lookups::new(),
+        }
+    }
+
+    /// Names looked-up records in the fields that link them (see [`FieldMapping::linked_collection`]).
+    pub fn with_lookups(mut self, lookups: Lookups) -> Self {
+        self.lookups = lookups;
+        self
     }
 
     pub fn map(&self) -> &FieldMap {
@@ -305,6 +334,26 @@ impl<'a> Transformer<'a> {
             let Some(value) = raw.fields.get(&f.source) else {
                 continue;
             };
+            if let Some(records) = f
+                .linked_collection
+                .as_ref()
+                .and_then(|c| self.lookups.get(c))
+            {
+                let name = |id: &Value| {
+                    let id = value_text(id);
+                    records.get(&id).cloned().unwrap_or(id)
+                };
+                let names: Vec<String> = match value {
+                    Value::Array(items) => items.iter().map(name).collect(),
+                    Value::Null => continue,
+                    v => vec![name(v)],
+                };
+                let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
+                if !names.is_empty() {
+                    out.insert(label.clone(), CustomValue::Text(names.join(", ")));
+                }
+                continue;
+            }
             let text = value_text(value);
             let cv = match (&f.source_type, value) {
                 (_, Value::Null) => continue,

@@ -70,6 +70,7 @@ pub(crate) mod tests {
             samples: vec![],
             options: vec![],
             value_map: Default::default(),
+            linked_collection: None,
         }
     }
 

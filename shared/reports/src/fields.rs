@@ -195,6 +195,7 @@ mod tests {
             samples: vec![],
             options: vec![],
             value_map: Default::default(),
+            linked_collection: None,
         }
     }
 

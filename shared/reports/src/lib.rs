@@ -384,6 +384,48 @@ pub async fn write_package(
         "per object: source, excluded, created, updated, failed, destination counts, and the gate",
         &data.reconciliation,
     )?;
+    // Records that fields look up but the destination has no place for (Zoho Desk custom
+    // modules): all of them, as staged; the fields that name them say which.
+    if let Ok(map) = phases::approved_map(job).await {
+        for collection in map.lookup_collections() {
+            let records = phases::staged_records(job, &collection)
+                .await
+                .with_context(|| format!("reading the staged {collection} records"))?;
+            if records.is_empty() {
+                notes.push(format!(
+                    "{collection}: no records staged (the extract has not run, or the collection is empty)"
+                ));
+                continue;
+            }
+            let fields: Vec<String> = map
+                .collections
+                .iter()
+                .flat_map(|c| c.fields.iter().map(move |f| (c, f)))
+                .filter(|(_, f)| f.linked_collection.as_deref() == Some(collection.as_str()))
+                .map(|(c, f)| format!("{} \"{}\"", c.kind, f.label))
+                .collect();
+            let slug: String = collection
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            w.json(
+                &format!("records-{slug}.json"),
+                &format!("{collection} records"),
+                &format!(
+                    "{} records with no destination counterpart, named in {}",
+                    records.len(),
+                    fields.join(", ")
+                ),
+                &records,
+            )?;
+        }
+    }
     let failed = phases::failed_records(job).await?;
     let mut buf = Vec::new();
     tables::write_failed_csv(&failed, &mut buf)?;

@@ -14,6 +14,7 @@ mod api_tickets;
 mod app;
 mod common;
 mod config;
+mod custom_module;
 mod errors;
 mod gate;
 mod generate;
@@ -32,6 +33,7 @@ use sandbox_kit::{FaultResponder, Faults, RunningServer};
 use serde_json::Value;
 
 pub use config::{ZohoConfig, edition_limits};
+pub use custom_module::custom_module_org;
 pub use gate::{EXTENSIONS, K as ParamKind, OPS, Op};
 pub use generate::{ZohoTenant, generate};
 pub use inspect::default_departments;

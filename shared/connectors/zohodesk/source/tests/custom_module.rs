@@ -1,104 +1,19 @@
-//! Custom-module records (which the Zoho sandbox does not model) against a small stand-in server:
+//! Custom-module records (which the full Zoho sandbox does not model) against a small org
+//! (`sandbox_zohodesk::custom_module_org`):
 //! exported as their own `CustomModule:<apiName>` collection, and the ticket field that looks them
 //! up announced as a link to it.
 
-use std::collections::HashMap;
-
-use axum::Router;
-use axum::extract::Query;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use deskshift_core::mapping::propose_kind;
+use deskshift_core::mapping::{propose, propose_kind};
+use deskshift_core::model::{CanonicalRecord, ObjectKind};
 use deskshift_core::ports::Source;
+use deskshift_core::transform::{Lookups, Transformer, lookup_name};
 use deskshift_zohodesk_source::{ZohoDeskSource, ZohoSourceConfig};
-use serde_json::{Value, json};
-
-fn authorised(h: &HeaderMap) -> bool {
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Zoho-oauthtoken tok")
-        && h.get("orgId").and_then(|v| v.to_str().ok()) == Some("77")
-}
-
-fn answer(h: &HeaderMap, body: Option<Value>) -> Response {
-    if !authorised(h) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"errorCode": "INVALID_OAUTH"})),
-        )
-            .into_response();
-    }
-    match body {
-        Some(b) => axum::Json(b).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
-    }
-}
-
-fn stand_in() -> Router {
-    Router::new()
-        .route(
-            "/oauth/v2/token",
-            post(|| async { axum::Json(json!({"access_token": "tok", "expires_in": 3600})) }),
-        )
-        .route(
-            "/api/v1/organizations",
-            get(|h: HeaderMap| async move { answer(&h, Some(json!({"data": [{"id": "77", "edition": "ENTERPRISE"}]}))) }),
-        )
-        .route(
-            "/api/v1/organizationModules",
-            get(|h: HeaderMap| async move {
-                answer(&h, Some(json!({"data": [
-                    {"apiName": "tickets", "displayLabel": "Ticket"},
-                    {"apiName": "cm_assets", "displayLabel": "Asset", "pluralLabel": "Assets", "isCustomModule": true}
-                ]})))
-            }),
-        )
-        .route(
-            "/api/v1/fields",
-            get(|h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
-                match q.get("module").map(String::as_str) {
-                    Some("tickets") => answer(&h, Some(json!({"data": [
-                        {"apiName": "cf_asset", "displayLabel": "Asset", "type": "LookUp", "isCustomField": true, "lookupModule": "cm_assets"}
-                    ]}))),
-                    Some("cm_assets") => (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({"errorCode": "UNPROCESSABLE_ENTITY"}))).into_response(),
-                    _ => answer(&h, Some(json!({"data": []}))),
-                }
-            }),
-        )
-        .route(
-            "/api/v1/cm_assets",
-            get(|h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
-                let from: usize = q.get("from").and_then(|f| f.parse().ok()).unwrap_or(0);
-                let all = [
-                    json!({"id": "900", "name": "Laptop 7", "owner": {"id": "5", "name": "Ann"}, "cf": {"cf_serial": "SN1"},
-                        "createdTime": "2024-01-01T00:00:00.000Z", "modifiedTime": "2024-01-02T00:00:00.000Z"}),
-                    json!({"id": "901", "name": "Printer 2", "owner": null, "cf": {"cf_serial": "SN2"},
-                        "createdTime": "2024-01-01T00:00:00.000Z", "modifiedTime": "2024-01-03T00:00:00.000Z"}),
-                ];
-                let page: Vec<Value> = all.iter().skip(from).cloned().collect();
-                answer(&h, (!page.is_empty()).then(|| json!({"data": page})))
-            }),
-        )
-        .route(
-            "/api/v1/tickets",
-            get(|h: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
-                let first = q.get("from").is_none_or(|f| f == "0") && q.get("limit").is_some_and(|l| l != "1");
-                answer(&h, first.then(|| json!({"data": [{"id": "100", "threadCount": "0", "commentCount": "0"}]})))
-            }),
-        )
-        .route(
-            "/api/v1/tickets/100",
-            get(|h: HeaderMap| async move {
-                answer(&h, Some(json!({"id": "100", "subject": "Broken laptop", "description": "<p>x</p>",
-                    "threadCount": "0", "tagCount": "0", "attachmentCount": "0",
-                    "cf": {"cf_asset": {"id": "900", "name": "Laptop 7"}}})))
-            }),
-        )
-        .fallback(|h: HeaderMap| async move { answer(&h, None) })
-}
 
 #[tokio::test]
 async fn custom_module_records_are_their_own_collection_and_tickets_link_to_them() {
-    let server = sandbox_kit::serve(stand_in(), 0).await.unwrap();
+    let server = sandbox_kit::serve(sandbox_zohodesk::custom_module_org(), 0)
+        .await
+        .unwrap();
     let mut cfg = ZohoSourceConfig::for_dc("com").unwrap();
     cfg.connection.api_base = server.base_url.clone();
     cfg.connection.accounts_base = server.base_url.clone();
@@ -152,6 +67,39 @@ async fn custom_module_records_are_their_own_collection_and_tickets_link_to_them
     assert_eq!(
         tickets.records[0].fields["cf_asset"], "900",
         "the ticket's lookup is the record id"
+    );
+
+    // The proposed map names the linked record in a text field on the ticket, and the job
+    // stages the module for the migration package.
+    let samples = std::collections::BTreeMap::from([
+        ("Tickets".to_string(), tickets.records.clone()),
+        ("CustomModule:cm_assets".to_string(), page.records.clone()),
+    ]);
+    let map = propose("zohodesk", &schema, &samples, &Default::default());
+    assert_eq!(
+        map.lookup_collections().into_iter().collect::<Vec<_>>(),
+        ["CustomModule:cm_assets"]
+    );
+    let lookups = Lookups::from([(
+        "CustomModule:cm_assets".to_string(),
+        page.records
+            .iter()
+            .map(|r| (r.id.clone(), lookup_name(r)))
+            .collect(),
+    )]);
+    let t = Transformer::new(&map, Default::default(), None).with_lookups(lookups);
+    let CanonicalRecord::Ticket(ticket) = t
+        .transform(ObjectKind::Ticket, &tickets.records[0])
+        .unwrap()
+        .record
+    else {
+        panic!("a ticket")
+    };
+    assert_eq!(
+        ticket.custom.get("Asset").map(|v| v.as_text()).as_deref(),
+        Some("Laptop 7 (900)"),
+        "{:?}",
+        ticket.custom
     );
 
     let err = src
