@@ -246,7 +246,10 @@ async fn activity_partitions(
     cm: &deskshift_core::mapping::CollectionMap,
 ) -> Result<Vec<String>> {
     let target = (job.settings.page_size.max(1) as usize) * ACTIVITY_PARTITION_PAGES;
-    let batches = phases::thread_batches(job, &keys::raw_prefix(&cm.collection), target).await?;
+    let ticket_field = cm.standard("ticket").map(|f| f.source.as_str());
+    let batches =
+        phases::thread_batches(job, &keys::raw_prefix(&cm.collection), ticket_field, target)
+            .await?;
     let mut keys = Vec::with_capacity(batches.len());
     for (i, batch) in batches.iter().enumerate() {
         let key = format!("{ACTIVITY_PARTITIONS}{:06}.json", i + 1);

@@ -260,12 +260,12 @@ impl Bridge {
         self.shared.invocations.lock().unwrap().clone()
     }
 
-    /// Every finished invocation in order: function, payload and error type.
     /// Function processes started so far (cold starts).
     pub fn processes_started(&self) -> u64 {
         self.shared.started.load(Ordering::Relaxed)
     }
 
+    /// Every finished invocation in order: function, payload and error type.
     pub fn log(&self) -> Vec<InvocationRecord> {
         self.shared.log.lock().unwrap().clone()
     }

@@ -1294,6 +1294,13 @@ fn thread_units(batches: Vec<ThreadBatch>) -> Vec<Unit> {
         .collect()
 }
 
+/// The source field holding an activity's ticket, by the approved map.
+pub fn activity_ticket_field(map: &FieldMap) -> Option<String> {
+    map.for_kind(ObjectKind::Activity)
+        .and_then(|cm| cm.standard("ticket"))
+        .map(|f| f.source.clone())
+}
+
 /// The ticket a staged activity belongs to, by the approved map's `ticket` field.
 fn raw_ticket(raw: &RawRecord, field: Option<&str>) -> String {
     field
@@ -1302,17 +1309,16 @@ fn raw_ticket(raw: &RawRecord, field: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-/// Splits the activity pages under `prefix` into batches of whole ticket threads, tickets in
-/// staged order, each at least `target` records unless it is the last. One read of every page
-/// builds a ticket index (ids and page numbers only); each batch then reads just the pages its
-/// threads are on.
-pub async fn thread_batches(job: &Job, prefix: &str, target: usize) -> Result<Vec<ThreadBatch>> {
-    let map = approved_map(job).await?;
-    let field = map
-        .for_kind(ObjectKind::Activity)
-        .and_then(|cm| cm.standard("ticket"))
-        .map(|f| f.source.clone());
-    let ticket_field = field.as_deref();
+/// Splits the activity pages under `prefix` into batches of whole ticket threads (the ticket in
+/// `ticket_field`, see [`activity_ticket_field`]), tickets in staged order, each at least `target`
+/// records unless it is the last. One read of every page builds a ticket index (ids and page
+/// numbers only); each batch then reads just the pages its threads are on.
+pub async fn thread_batches(
+    job: &Job,
+    prefix: &str,
+    ticket_field: Option<&str>,
+    target: usize,
+) -> Result<Vec<ThreadBatch>> {
     let pages = job.stage.list(prefix).await?;
     let mut order: Vec<String> = Vec::new();
     let mut index: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
@@ -1388,10 +1394,7 @@ pub async fn load_batches(
     // (ticket, its related tickets), for the relation pass after the batches.
     let relating = kind == ObjectKind::Ticket && info.relations;
     let mut related: Vec<(String, Vec<String>)> = Vec::new();
-    let ticket_field = map
-        .for_kind(ObjectKind::Activity)
-        .and_then(|cm| cm.standard("ticket"))
-        .map(|f| f.source.clone());
+    let ticket_field = activity_ticket_field(&map);
     let units: Vec<Unit> = match &batches {
         Batches::Pages(p) => p
             .iter()
@@ -1403,7 +1406,7 @@ pub async fn load_batches(
             .collect(),
         Batches::Whole(prefix) => {
             let target = job.settings.page_size.max(1) as usize * THREAD_BATCH_PAGES;
-            thread_units(thread_batches(job, prefix, target).await?)
+            thread_units(thread_batches(job, prefix, ticket_field.as_deref(), target).await?)
         }
         Batches::Threads(b) => thread_units(b.clone()),
     };
