@@ -126,6 +126,19 @@ async fn full_migration_arrives_field_by_field() {
         assert_eq!(text(&d["phone"]), src.value("Organizations", &r, "phone"));
         assert_eq!(text(&d["city"]), src.value("Organizations", &r, "city"));
     }
+    // Organizations sharing a name are told apart before the create: no create is refused.
+    assert!(
+        name_count.values().any(|&n| n > 1),
+        "the tenant has organizations sharing a name"
+    );
+    let stats = h
+        .get(format!("{}/__sandbox/stats", h.sb.zoho.base_url()))
+        .await;
+    assert_eq!(
+        stats["requests"]["POST /api/v1/accounts"].as_u64(),
+        Some(accounts.len() as u64),
+        "one account create per organization"
+    );
     let org_link = src.field("Contacts", "organization");
     for r in src.records("Contacts") {
         let d = &contacts[&Source::id(&r)][0];

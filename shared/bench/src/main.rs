@@ -132,11 +132,25 @@ fn main() -> anyhow::Result<()> {
             });
         }
     }
-    let md = report::markdown(&sets, &measure::machine(), args.latency_ms, args.cap);
     if !args.no_write {
         let out = args.out.clone().unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../BENCHMARKS.md")
         });
+        // Every path's and size's latest figures stay: this run's replace their own rows only.
+        let store = out.with_extension("json");
+        let kept: Vec<report::SizeSet> = match std::fs::read(&store) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| {
+                format!(
+                    "{} is not a results file of this harness; move it away to start afresh",
+                    store.display()
+                )
+            })?,
+            Err(_) => Vec::new(),
+        };
+        let sets = report::merge(kept, sets);
+        std::fs::write(&store, serde_json::to_vec_pretty(&sets)?)
+            .with_context(|| format!("cannot write {}", store.display()))?;
+        let md = report::markdown(&sets, &measure::machine(), args.latency_ms, args.cap);
         let kept = std::fs::read_to_string(&out)
             .ok()
             .and_then(|old| {
@@ -146,7 +160,7 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("{}\n", report::ANALYSIS_MARK));
         std::fs::write(&out, format!("{md}\n{kept}"))
             .with_context(|| format!("cannot write {}", out.display()))?;
-        println!("\nWrote {}", out.display());
+        println!("\nWrote {} and {}", out.display(), store.display());
     }
     Ok(())
 }

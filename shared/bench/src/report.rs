@@ -8,11 +8,32 @@ use crate::sandboxes::MigrationPath;
 /// Text from this line on in BENCHMARKS.md is written by a person and kept across runs.
 pub const ANALYSIS_MARK: &str = "<!-- analysis: kept across runs -->";
 
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SizeSet {
     pub path: MigrationPath,
     pub main: RunResult,
     pub zero: RunResult,
     pub serial: Option<RunResult>,
+}
+
+/// The sets of an earlier results file that this run did not measure again (another path or
+/// size), followed by this run's, in path and size order: the file keeps every path's latest.
+pub fn merge(kept: Vec<SizeSet>, new: Vec<SizeSet>) -> Vec<SizeSet> {
+    let mut all: Vec<SizeSet> = kept
+        .into_iter()
+        .filter(|k| {
+            !new.iter()
+                .any(|n| n.path == k.path && n.main.tickets == k.main.tickets)
+        })
+        .collect();
+    all.extend(new);
+    all.sort_by_key(|s| (s.path as u8, s.main.tickets));
+    all
+}
+
+/// CPU per ticket that the run's calls cost at the bare-exchange price (zero-latency run).
+fn floor_per_ticket(r: &RunResult) -> f64 {
+    (r.dest_calls + r.source_calls) as f64 * r.call_floor_us / r.tickets.max(1) as f64
 }
 
 fn min_total(r: &RunResult) -> u64 {
@@ -78,6 +99,13 @@ pub fn print_run(label: &str, r: &RunResult) {
         r.sandbox_start_s,
         r.engine_cpu_ms * 1000.0 / r.tickets.max(1) as f64
     );
+    if r.call_floor_us > 0.0 {
+        println!(
+            "Bare HTTP exchange: {:.1} us of CPU; the run's calls at that price: {:.0} us/ticket",
+            r.call_floor_us,
+            floor_per_ticket(r)
+        );
+    }
 }
 
 fn path_label(r: &RunResult) -> &'static str {
@@ -123,8 +151,9 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
     );
     let _ = writeln!(
         s,
-        "Machine: {machine}. Run at {date}, on a machine shared with other builds and test runs: wall times and CPU are upper \
-         bounds.\n"
+        "Machine: {machine}. Written at {date}; each row's run time is in the summary (a run of one path or size keeps \
+         the other rows of the previous results, kept in BENCHMARKS.json). The machine is shared with other builds and test \
+         runs: wall times and CPU are upper bounds.\n"
     );
     let _ = writeln!(
         s,
@@ -139,11 +168,14 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
          details, thread list and comment list, per thread its content, three discovery reads); one download per uploaded file for `attachments`.\n\n\
          `ideal(phase) = max(ceil(dest_min / {cap}), ceil(source_min / source_cap)) x {latency_ms} ms` (source_cap: Ivinex \
          {SOURCE_CAP}, Zoho Desk {cap}); ideal = sum over phases. Ratio = wall / ideal. CPU per ticket = the engine process's \
-         user + system CPU over the phases at zero latency, divided by the tickets.\n"
+         user + system CPU over the phases at zero latency, divided by the tickets. **Bare exchange** = the engine process's CPU \
+         for one small GET to the sandbox through a default reqwest client at the same concurrency (3,000 of them after the \
+         zero-latency run); **calls x bare** = the run's source and destination calls per ticket at that price: the part of \
+         the CPU per ticket that any engine making those calls spends.\n"
     );
     let _ = writeln!(
         s,
-        "## Summary\n\n| path | tickets | wall s | ideal s | wall / ideal | dest calls | minimum | over | Zoho credits | estimate | off | concurrency-1 wall s | speed-up | engine VmHWM MB | sandbox process MB | engine CPU us/ticket |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "## Summary\n\n| path | tickets | wall s | ideal s | wall / ideal | dest calls | minimum | over | Zoho credits | estimate | off | concurrency-1 wall s | speed-up | engine VmHWM MB | sandbox process MB | engine CPU us/ticket | bare exchange us | calls x bare us/ticket | run at |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for set in sets {
         let r = &set.main;
@@ -156,7 +188,7 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            "| {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} |",
             set.path.label(),
             r.tickets,
             r.wall_ms / 1000.0,
@@ -173,6 +205,9 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
             r.vm_hwm_kb.max(set.zero.vm_hwm_kb) as f64 / 1024.0,
             r.sandbox_rss_kb as f64 / 1024.0,
             set.zero.engine_cpu_ms * 1000.0 / set.zero.tickets.max(1) as f64,
+            set.zero.call_floor_us,
+            floor_per_ticket(&set.zero),
+            r.run_at.get(..16).unwrap_or("-"),
         );
     }
     for set in sets {
@@ -253,4 +288,46 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(path: MigrationPath, tickets: usize, wall_ms: f64) -> SizeSet {
+        let r = RunResult {
+            tickets,
+            wall_ms,
+            ..Default::default()
+        };
+        SizeSet {
+            path,
+            main: r.clone(),
+            zero: r,
+            serial: None,
+        }
+    }
+
+    #[test]
+    fn a_run_replaces_its_own_rows_and_keeps_the_others() {
+        let kept = vec![
+            set(MigrationPath::ZohoJsm, 1000, 1.0),
+            set(MigrationPath::IvinexZoho, 10000, 2.0),
+            set(MigrationPath::IvinexZoho, 1000, 3.0),
+        ];
+        let new = vec![set(MigrationPath::IvinexZoho, 1000, 4.0)];
+        let all = merge(kept, new);
+        let rows: Vec<(MigrationPath, usize, f64)> = all
+            .iter()
+            .map(|s| (s.path, s.main.tickets, s.main.wall_ms))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (MigrationPath::IvinexZoho, 1000, 4.0),
+                (MigrationPath::IvinexZoho, 10000, 2.0),
+                (MigrationPath::ZohoJsm, 1000, 1.0),
+            ]
+        );
+    }
 }

@@ -95,6 +95,12 @@ pub struct RunResult {
     pub created: BTreeMap<String, u64>,
     pub failed_records: u64,
     pub validation_checked: u64,
+    /// CPU of one bare HTTP exchange with the sandbox (see [`call_floor_us`]); zero-latency runs.
+    #[serde(default)]
+    pub call_floor_us: f64,
+    /// When the run finished (UTC).
+    #[serde(default)]
+    pub run_at: String,
 }
 
 fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -323,5 +329,50 @@ async fn run_engine(sb: &mut SandboxProcess, spec: &RunSpec) -> anyhow::Result<R
         .transpose()?
         .unwrap_or_default();
     out.credits_estimated = scoping["estimated_credits"].as_u64().unwrap_or(0);
+    if spec.latency_ms == 0 {
+        let base = sb.info.zoho["api_base"].as_str().unwrap_or_default();
+        out.call_floor_us = call_floor_us(base, spec.concurrency).await?;
+    }
+    out.run_at = deskshift_core::util::now_iso();
     Ok(out)
+}
+
+/// CPU this process spends on one bare HTTP exchange with a sandbox: a small GET of its
+/// inspection endpoint through a default reqwest client, as many at once as the engine runs. What
+/// the engine spends per call beyond this is its own (building the body, reading the answer, the
+/// stores); this much no engine making the same calls can avoid.
+async fn call_floor_us(base: &str, concurrency: usize) -> anyhow::Result<f64> {
+    use futures::StreamExt;
+    const CALLS: usize = 3_000;
+    let client = reqwest::Client::new();
+    let url = format!("{base}/__sandbox/config");
+    client
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let cpu0 = measure::process_cpu_ms();
+    let answers: Vec<reqwest::Result<bytes::Bytes>> = futures::stream::iter(0..CALLS)
+        .map(|_| {
+            let (client, url) = (&client, &url);
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let cpu_ms = measure::process_cpu_ms() - cpu0;
+    for a in answers {
+        a.context("a bare call to the sandbox failed")?;
+    }
+    Ok(cpu_ms * 1000.0 / CALLS as f64)
 }

@@ -626,7 +626,14 @@ async fn changed_since_written(
         .filter(|(f, _)| info.supports(kind, f))
     {
         let got = found.get(&field).cloned().unwrap_or_default();
-        if !phases::same_field_value(&field, &expected, &got) {
+        if !phases::written_value_matches(
+            &record,
+            &field,
+            &expected,
+            &got,
+            job.source.platform(),
+            &info.max_lengths,
+        ) {
             return Ok(Some(format!(
                 "{field} is now {got:?}, the migration wrote {expected:?}"
             )));

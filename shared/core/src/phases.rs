@@ -1169,8 +1169,16 @@ struct LoadEnv<'a> {
     max_lengths: BTreeMap<String, usize>,
     /// The destination takes inline images' bytes with the record (`DestinationInfo::inline_media`).
     inline_media: bool,
+    /// Accounts whose name an earlier staged account already has: created with their source id
+    /// in the name rather than refused first (see [`later_namesakes`]).
+    namesakes: HashSet<String>,
     flags: std::sync::Mutex<Vec<Flag>>,
+    /// Created records' crosswalk and audit entries not yet written (see `record_written`).
+    written: std::sync::Mutex<(Vec<Link>, Vec<AuditEntry>)>,
 }
+
+/// Created records whose crosswalk and audit entries are written together in one store call each.
+const WRITE_GROUP: usize = 50;
 
 fn strip_reference(record: &mut CanonicalRecord, kind: ObjectKind) {
     match (record, kind) {
@@ -1362,6 +1370,31 @@ pub async fn thread_batches(
     Ok(units)
 }
 
+/// Staged accounts whose transformed name an account earlier in the staged order already has,
+/// compared as the destination compares them (exactly). Destinations that keep account names
+/// unique would refuse each of them once; naming them apart up front saves those calls.
+async fn later_namesakes(
+    job: &Job,
+    map: &FieldMap,
+    t: &Transformer<'_>,
+) -> Result<HashSet<String>> {
+    let mut out = HashSet::new();
+    let Some(cm) = map.for_kind(ObjectKind::Account) else {
+        return Ok(out);
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut records = StagedRecords::new(job, &cm.collection).await?;
+    while let Some(raw) = records.next().await? {
+        if let Ok(tr) = t.transform(ObjectKind::Account, &raw)
+            && let CanonicalRecord::Account(a) = &tr.record
+            && !seen.insert(a.name.clone())
+        {
+            out.insert(a.source_id.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Loads one kind from staged batches. `phase` names the checkpoints and reports; `gate` decides
 /// whether the reconciliation gate compares the destination's totals (full runs) or only
 /// accounts for every record read (deltas, retries).
@@ -1386,7 +1419,13 @@ pub async fn load_batches(
         base,
         max_lengths: info.max_lengths,
         inline_media: info.inline_media,
+        namesakes: if kind == ObjectKind::Account && info.unique_account_names {
+            later_namesakes(job, &map, &t).await?
+        } else {
+            HashSet::new()
+        },
         flags: std::sync::Mutex::new(Vec::new()),
+        written: std::sync::Mutex::new((Vec::new(), Vec::new())),
     };
     let mut tally = Tally::default();
     let mut source_total = 0u64;
@@ -1516,6 +1555,7 @@ pub async fn load_batches(
             .buffer_unordered(concurrency)
             .collect()
             .await;
+        env.flush_written().await?;
         let mut deferred = None;
         for o in outcomes.into_iter().flatten() {
             match o {
@@ -1949,6 +1989,9 @@ impl LoadEnv<'_> {
         let mut attempts = 0;
         let mut renamed = record.clone();
         let mut record = record;
+        if self.namesakes.contains(&id) && self.rename(&id, &mut renamed, "an earlier account") {
+            record = &renamed;
+        }
         let mut status = LinkStatus::Created;
         let dest_id = loop {
             attempts += 1;
@@ -1973,19 +2016,9 @@ impl LoadEnv<'_> {
                     }
                 }
                 Err(Error::Duplicate { field, .. }) if field == "name" && attempts < 4 => {
-                    // Two source records share a name the destination keeps unique: keep both,
-                    // the later one with its source id in the name, and flag it.
-                    if let CanonicalRecord::Account(a) = &mut renamed {
-                        let suffix = format!(" ({} {})", job.source.platform(), a.source_id);
-                        let limit = self
-                            .max_lengths
-                            .get("account.name")
-                            .copied()
-                            .unwrap_or(usize::MAX);
-                        let keep = limit.saturating_sub(suffix.chars().count());
-                        let original = a.name.clone();
-                        a.name = a.name.chars().take(keep).collect::<String>() + &suffix;
-                        self.flag(&id, "name_duplicate", format!("another organization is already named {original:?}: created as {:?}", a.name));
+                    // Two records share a name the destination keeps unique: keep both, the
+                    // later one with its source id in the name, and flag it.
+                    if self.rename(&id, &mut renamed, "another organization") {
                         record = &renamed;
                     } else {
                         return Err(Error::data(
@@ -1998,14 +2031,60 @@ impl LoadEnv<'_> {
                 Err(e) => return Err(e),
             }
         };
-        job.crosswalk
-            .put_batch(&[self.link(&id, Some(dest_id.clone()), status, &hash)])
+        let entry = (status == LinkStatus::Created)
+            .then(|| self.audit_entry(AuditOp::Create, &id, Some(&dest_id), &hash));
+        self.record_written(self.link(&id, Some(dest_id), status, &hash), entry)
             .await?;
-        if status == LinkStatus::Created {
-            self.audit(AuditOp::Create, &id, Some(&dest_id), &hash)
-                .await?;
-        }
         Ok(Outcome::Created)
+    }
+
+    /// Keeps a written record's crosswalk entry and audit entry for the next group write (at
+    /// [`WRITE_GROUP`] entries or the end of the batch). Until then its `pending` entry stands: a
+    /// crash in between costs a look-up of the record on resume, never a second create.
+    async fn record_written(&self, link: Link, entry: Option<AuditEntry>) -> Result<()> {
+        let full = {
+            let mut w = self.written.lock().unwrap();
+            w.0.push(link);
+            w.1.extend(entry);
+            w.0.len() >= WRITE_GROUP
+        };
+        if full {
+            self.flush_written().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the kept crosswalk and audit entries, one store call each.
+    async fn flush_written(&self) -> Result<()> {
+        let (links, entries) = std::mem::take(&mut *self.written.lock().unwrap());
+        if links.is_empty() {
+            return Ok(());
+        }
+        self.job.crosswalk.put_batch(&links).await?;
+        self.job.audit.append(&entries).await
+    }
+
+    /// Puts the source id into an account's name (within the destination's length limit) and
+    /// flags it; false when the record is no account or already carries the id.
+    fn rename(&self, id: &str, record: &mut CanonicalRecord, holder: &str) -> bool {
+        let CanonicalRecord::Account(a) = record else {
+            return false;
+        };
+        let platform = self.job.source.platform();
+        if a.name.ends_with(&format!(" ({platform} {})", a.source_id)) {
+            return false;
+        }
+        let apart = name_apart(&a.name, platform, &a.source_id, &self.max_lengths);
+        let original = std::mem::replace(&mut a.name, apart);
+        self.flag(
+            id,
+            "name_duplicate",
+            format!(
+                "{holder} is already named {original:?}: created as {:?}",
+                a.name
+            ),
+        );
+        true
     }
 
     fn flag(&self, id: &str, code: &str, message: String) {
@@ -2113,16 +2192,20 @@ impl LoadEnv<'_> {
     async fn audit(&self, op: AuditOp, id: &str, dest_id: Option<&str>, hash: &str) -> Result<()> {
         self.job
             .audit
-            .append(&[AuditEntry {
-                at: now_iso(),
-                op,
-                kind: self.kind,
-                source_id: id.into(),
-                dest_id: dest_id.map(str::to_string),
-                outcome: "ok".into(),
-                payload_hash: hash.into(),
-            }])
+            .append(&[self.audit_entry(op, id, dest_id, hash)])
             .await
+    }
+
+    fn audit_entry(&self, op: AuditOp, id: &str, dest_id: Option<&str>, hash: &str) -> AuditEntry {
+        AuditEntry {
+            at: now_iso(),
+            op,
+            kind: self.kind,
+            source_id: id.into(),
+            dest_id: dest_id.map(str::to_string),
+            outcome: "ok".into(),
+            payload_hash: hash.into(),
+        }
     }
 }
 
@@ -2620,8 +2703,8 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
         let pages = staged_pages(job, &cm.collection).await?;
         let mut index: Vec<(usize, String)> = Vec::new();
         for (p, page) in pages.iter().enumerate() {
-            let raws: Vec<RawRecord> = get_json(job, page).await?.unwrap_or_default();
-            index.extend(raws.into_iter().map(|r| (p, r.id)));
+            let ids: Vec<StagedId> = get_json(job, page).await?.unwrap_or_default();
+            index.extend(ids.into_iter().map(|r| (p, r.id)));
         }
         index.shuffle(&mut rng);
         let want = if job.settings.validation_all {
@@ -2684,6 +2767,12 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
     Ok(report)
 }
 
+/// A staged record's id alone: the rest of the record is skipped, not built.
+#[derive(Deserialize)]
+struct StagedId {
+    id: String,
+}
+
 /// Reads the picked records back (concurrently) and compares them in the sampled order.
 async fn compare_read_backs(
     job: &Job,
@@ -2717,7 +2806,14 @@ async fn compare_read_backs(
         let mut ok = true;
         for (field, exp) in expected {
             let got = found.get(&field).cloned().unwrap_or_default();
-            if !same_field_value(&field, &exp, &got) {
+            if !written_value_matches(
+                &record,
+                &field,
+                &exp,
+                &got,
+                job.source.platform(),
+                &info.max_lengths,
+            ) {
                 ok = false;
                 report.mismatches.push(FieldMismatch {
                     kind,
@@ -2789,6 +2885,38 @@ pub fn fit_lengths(
     flags
 }
 
+/// An account's name with its source platform and id appended, shortened to leave room within
+/// the destination's limit: how the load tells apart accounts that share a name.
+pub fn name_apart(
+    name: &str,
+    platform: &str,
+    source_id: &str,
+    max_lengths: &BTreeMap<String, usize>,
+) -> String {
+    let suffix = format!(" ({platform} {source_id})");
+    let limit = max_lengths
+        .get("account.name")
+        .copied()
+        .unwrap_or(usize::MAX);
+    let keep = limit.saturating_sub(suffix.chars().count());
+    name.chars().take(keep).collect::<String>() + &suffix
+}
+
+/// Equal as the load writes `field` of `record`: [`same_field_value`], or an account's name
+/// that the load named apart from another ([`name_apart`]).
+pub fn written_value_matches(
+    record: &CanonicalRecord,
+    field: &str,
+    expected: &str,
+    found: &str,
+    platform: &str,
+    max_lengths: &BTreeMap<String, usize>,
+) -> bool {
+    same_field_value(field, expected, found)
+        || matches!(record, CanonicalRecord::Account(a)
+            if field == "name" && found == name_apart(expected, platform, &a.source_id, max_lengths))
+}
+
 /// Equal as `field` is compared: a contact the destination keeps in several organizations (one
 /// customer shared by e-mail) matches when its list holds the expected one.
 pub fn same_field_value(field: &str, expected: &str, found: &str) -> bool {
@@ -2808,7 +2936,8 @@ pub fn same_value(expected: &str, found: &str) -> bool {
     if let (Ok(a), Ok(b)) = (e.parse::<f64>(), f.parse::<f64>()) {
         return (a - b).abs() < 1e-9;
     }
-    if e.len() >= 10 && f.len() >= 10 && e[..10] == f[..10] && e.len() == 10 {
+    // A date against a date-time of the same day (`get`: a longer text may not split at byte 10).
+    if e.len() == 10 && f.get(..10) == Some(e) {
         return true;
     }
     let split = |s: &str| {
@@ -3132,5 +3261,51 @@ mod tests {
         assert!(same_field_value("account", "7", "7;9"));
         assert!(!same_field_value("account", "8", "7;9"));
         assert!(!same_field_value("status", "7", "7;9"));
+        // A text longer than ten bytes whose tenth byte falls inside a character.
+        assert!(!same_value("2024-05-01", "شركة الأفق للتقنية"));
+        assert!(!same_value("شركة الأفق", "شركة الأفق للتقنية"));
+    }
+
+    #[test]
+    fn an_account_named_apart_matches_its_source_name() {
+        let limits = BTreeMap::from([("account.name".to_string(), 20)]);
+        let apart = name_apart("Acme Corporation", "Ivinex", "42", &limits);
+        assert_eq!(apart, "Acme Cor (Ivinex 42)");
+        assert_eq!(apart.chars().count(), 20);
+        let account = CanonicalRecord::Account(Account {
+            source_id: "42".into(),
+            name: "Acme Corporation".into(),
+            ..Default::default()
+        });
+        let m = |found: &str| {
+            written_value_matches(
+                &account,
+                "name",
+                "Acme Corporation",
+                found,
+                "Ivinex",
+                &limits,
+            )
+        };
+        assert!(m("Acme Corporation"));
+        assert!(m(&apart));
+        assert!(
+            !m("Acme Cor (Ivinex 43)"),
+            "another record's id is a difference"
+        );
+        assert!(!m("Other"));
+        let contact = CanonicalRecord::Contact(Contact {
+            source_id: "42".into(),
+            last_name: "Acme Corporation".into(),
+            ..Default::default()
+        });
+        assert!(!written_value_matches(
+            &contact,
+            "name",
+            "Acme Corporation",
+            &apart,
+            "Ivinex",
+            &limits
+        ));
     }
 }

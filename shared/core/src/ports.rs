@@ -125,6 +125,10 @@ pub struct DestinationInfo {
     /// them once both are written, in whichever invocation writes the second.
     #[serde(default)]
     pub relations: bool,
+    /// No two accounts may share a name: the load names an account apart (its source id in the
+    /// name, flagged) when an earlier staged account has its name, rather than be refused first.
+    #[serde(default)]
+    pub unique_account_names: bool,
 }
 
 impl DestinationInfo {

@@ -2749,6 +2749,7 @@ impl Destination for Jsm {
             .collect(),
             inline_media: true,
             relations: true,
+            unique_account_names: true,
         })
     }
 

@@ -1337,6 +1337,7 @@ impl Destination for ZohoDesk {
             unsupported_fields: vec![],
             inline_media: false,
             relations: false,
+            unique_account_names: true,
         })
     }
 

@@ -428,12 +428,7 @@ fn check_owner(db: &Db, body: &Rec) -> Result<(), ZErr> {
 pub async fn accounts(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult {
     let db = app.db();
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<Rec> = db
-        .accounts
-        .values()
-        .filter(|r| !is_trashed(r))
-        .cloned()
-        .collect();
+    let mut items: Vec<&Rec> = db.accounts.values().filter(|r| !is_trashed(r)).collect();
     sort_by_key(
         &mut items,
         q.get("sortBy").map(String::as_str),
@@ -648,12 +643,7 @@ pub async fn contacts(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResul
     let db = app.db();
     let (from, limit) = paging(&q, 10);
     let with_account = includes(&q).contains("accounts");
-    let mut items: Vec<Rec> = db
-        .contacts
-        .values()
-        .filter(|r| !is_trashed(r))
-        .cloned()
-        .collect();
+    let mut items: Vec<&Rec> = db.contacts.values().filter(|r| !is_trashed(r)).collect();
     sort_by_key(
         &mut items,
         q.get("sortBy").map(String::as_str),
@@ -790,7 +780,7 @@ pub fn new_product(
 pub async fn products(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult {
     let db = app.db();
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .products
         .values()
         .filter(|r| !is_trashed(r))
@@ -805,7 +795,6 @@ pub async fn products(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResul
             q.get("ownerId")
                 .is_none_or(|o| r.get("ownerId").and_then(Value::as_str) == Some(o.as_str()))
         })
-        .cloned()
         .collect();
     sort_by_key(
         &mut items,

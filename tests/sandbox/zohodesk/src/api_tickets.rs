@@ -256,7 +256,7 @@ pub async fn tickets(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult
         .get("receivedInDays")
         .and_then(|d| d.parse::<i64>().ok())
         .map(|d| iso(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * d)));
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .tickets
         .values()
         .filter(|t| !is_trashed(t))
@@ -303,7 +303,6 @@ pub async fn tickets(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult
                     .is_some_and(|c| c >= after.as_str())
             })
         })
-        .cloned()
         .collect();
     let sort = q
         .get("sortBy")
@@ -686,13 +685,12 @@ pub async fn threads(
     let db = app.db();
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .threads
         .values()
         .filter(|t| {
             !is_trashed(t) && t.get("_ticketId").and_then(Value::as_str) == Some(ticket.as_str())
         })
-        .cloned()
         .collect();
     sort_by_key(
         &mut items,
@@ -797,13 +795,12 @@ pub async fn comments(
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 50);
     let inc = includes(&q);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .comments
         .values()
         .filter(|c| {
             !is_trashed(c) && c.get("_ticketId").and_then(Value::as_str) == Some(ticket.as_str())
         })
-        .cloned()
         .collect();
     sort_by_key(
         &mut items,
@@ -1046,7 +1043,7 @@ pub async fn attachments(
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 25);
     let inc = includes(&q);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .attachments
         .values()
         .filter(|b| b.meta.get("_parent").and_then(Value::as_str) == Some("ticket"))
@@ -1056,7 +1053,7 @@ pub async fn attachments(
                 b.meta.get("isPublic").map(|v| v.to_string()).as_deref() == Some(p.as_str())
             })
         })
-        .map(|b| b.meta.clone())
+        .map(|b| &b.meta)
         .collect();
     sort_by_key(
         &mut items,
@@ -1271,7 +1268,7 @@ fn task_ticket(t: &Rec) -> Option<u64> {
 pub async fn tasks(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult {
     let db = app.db();
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .tasks
         .values()
         .filter(|t| !is_trashed(t))
@@ -1279,7 +1276,6 @@ pub async fn tasks(State(app): State<Arc<App>>, Query(q): Query<Q>) -> ZResult {
             q.get("departmentId")
                 .is_none_or(|d| t.get("departmentId").and_then(Value::as_str) == Some(d.as_str()))
         })
-        .cloned()
         .collect();
     sort_by_key(
         &mut items,
@@ -1301,7 +1297,7 @@ pub async fn ticket_tasks(
     let db = app.db();
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .tasks
         .values()
         .filter(|t| {
@@ -1317,7 +1313,6 @@ pub async fn ticket_tasks(
                 t.get("isSpam").map(|v| v.to_string()).as_deref() == Some(c.as_str())
             })
         })
-        .cloned()
         .collect();
     sort_by_key(
         &mut items,
@@ -1536,7 +1531,7 @@ fn ranges_ok(q: &Q, r: &Rec, keys: &[(&str, &str)]) -> bool {
     })
 }
 
-fn search_sort(items: &mut [Rec], q: &Q) {
+fn search_sort(items: &mut [&Rec], q: &Q) {
     let sort = q.get("sortBy").map(String::as_str).unwrap_or("relevance");
     let sort = match sort {
         "relevance" | "-relevance" => "-createdTime",
@@ -1564,7 +1559,7 @@ pub async fn search_tickets(State(app): State<Arc<App>>, Query(q): Query<Q>) -> 
         })
     };
     let (statuses, priorities, channels) = (lists("status"), lists("priority"), lists("channel"));
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .tickets
         .values()
         .filter(|t| !is_trashed(t))
@@ -1665,7 +1660,6 @@ pub async fn search_tickets(State(app): State<Arc<App>>, Query(q): Query<Q>) -> 
             )
         })
         .filter(|t| cf_matches(t, &cfs))
-        .cloned()
         .collect();
     let total = items.len();
     search_sort(&mut items, &q);
@@ -1684,7 +1678,7 @@ pub async fn search_contacts(State(app): State<Arc<App>>, Query(q): Query<Q>) ->
     let db = app.db();
     let (from, limit) = paging(&q, 10);
     let cfs = custom_field_filters(&q);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .contacts
         .values()
         .filter(|c| !is_trashed(c))
@@ -1732,7 +1726,6 @@ pub async fn search_contacts(State(app): State<Arc<App>>, Query(q): Query<Q>) ->
             )
         })
         .filter(|c| cf_matches(c, &cfs))
-        .cloned()
         .collect();
     let total = items.len();
     search_sort(&mut items, &q);
@@ -1756,7 +1749,7 @@ pub async fn search_accounts(State(app): State<Arc<App>>, Query(q): Query<Q>) ->
     let db = app.db();
     let (from, limit) = paging(&q, 10);
     let cfs = custom_field_filters(&q);
-    let mut items: Vec<Rec> = db
+    let mut items: Vec<&Rec> = db
         .accounts
         .values()
         .filter(|a| !is_trashed(a))
@@ -1783,7 +1776,6 @@ pub async fn search_accounts(State(app): State<Arc<App>>, Query(q): Query<Q>) ->
             )
         })
         .filter(|a| cf_matches(a, &cfs))
-        .cloned()
         .collect();
     let total = items.len();
     search_sort(&mut items, &q);

@@ -93,8 +93,12 @@ pub fn includes(q: &Q) -> HashSet<String> {
         .unwrap_or_default()
 }
 
-/// Sorts by a record key given as `name` or `-name`; ties keep id order.
-pub fn sort_by_key(items: &mut [Rec], sort: Option<&str>, default: &str) {
+/// Sorts by a record key given as `name` or `-name`; ties keep id order. Each key is computed once.
+pub fn sort_by_key<R: std::borrow::Borrow<Rec>>(
+    items: &mut [R],
+    sort: Option<&str>,
+    default: &str,
+) {
     let spec = sort.unwrap_or(default);
     let (desc, key) = match spec.strip_prefix('-') {
         Some(k) => (true, k),
@@ -105,14 +109,14 @@ pub fn sort_by_key(items: &mut [Rec], sort: Option<&str>, default: &str) {
         "account" => "accountId",
         other => other,
     };
-    items.sort_by(|a, b| {
-        let ka = sort_text(a.get(key));
-        let kb = sort_text(b.get(key));
-        let ord = ka
-            .cmp(&kb)
-            .then_with(|| crate::model::id_of(a).cmp(&crate::model::id_of(b)));
-        if desc { ord.reverse() } else { ord }
+    items.sort_by_cached_key(|r| {
+        let r = r.borrow();
+        (sort_text(r.get(key)), crate::model::id_of(r))
     });
+    if desc {
+        // (key, id) orders every record strictly, so the reverse is the descending order.
+        items.reverse();
+    }
 }
 
 fn sort_text(v: Option<&Value>) -> String {
