@@ -632,6 +632,30 @@ impl ZohoClient {
             from += n;
         }
     }
+
+    /// Counts a list's records by paging it, pages read in waves that double up to the
+    /// concurrency cap (1, 2, 4, ...): a short list costs one call, a long one reaches the cap's
+    /// pace, and no more than a wave's worth of pages is read past the end.
+    pub async fn count_all(&self, endpoint: &str, path: &str, limit: usize) -> Result<u64> {
+        let (mut total, mut from, mut wave) = (0u64, 0usize, 1usize);
+        loop {
+            let pages = (0..wave).map(|i| {
+                let q = [
+                    ("from", (from + i * limit).to_string()),
+                    ("limit", limit.to_string()),
+                ];
+                async move { self.list(endpoint, path, &q).await.map(|items| items.len()) }
+            });
+            for n in futures::future::try_join_all(pages).await? {
+                total += n as u64;
+                if n < limit {
+                    return Ok(total);
+                }
+            }
+            from += wave * limit;
+            wave = (wave * 2).min(self.concurrency_cap().max(1));
+        }
+    }
 }
 
 /// The answer's JSON if it is a success (`Null` for 204 No Content), else the mapped error.

@@ -1896,14 +1896,7 @@ impl Destination for ZohoDesk {
             // Comments would cost one call per ticket or more.
             _ => return Ok(None),
         };
-        let mut n = 0u64;
-        self.client
-            .list_all(endpoint, path, &[], limit, |items| {
-                n += items.len() as u64;
-                true
-            })
-            .await?;
-        Ok(Some(n))
+        Ok(Some(self.client.count_all(endpoint, path, limit).await?))
     }
 
     fn spend(&self) -> Spend {

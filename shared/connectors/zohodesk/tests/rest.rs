@@ -51,6 +51,47 @@ async fn token_is_refreshed_once_cached_and_renewed_after_invalid_oauth() {
 }
 
 #[tokio::test]
+async fn counts_read_long_lists_in_waves_and_short_ones_in_one_call() {
+    let sb = start(sandbox_config()).await;
+    let dest = ZohoDesk::connect(dest_config(&sb)).await.unwrap();
+    let before = stat(&sb, "GET /api/v1/accounts").await;
+    assert_eq!(dest.count(ObjectKind::Account).await.unwrap(), Some(0));
+    assert_eq!(
+        stat(&sb, "GET /api/v1/accounts").await - before,
+        1,
+        "a short list is one call"
+    );
+    post_json(&sb, "/__sandbox/seed", json!({"seed": 3, "tickets": 1234})).await;
+    // Answers take a while, as over a network: pages asked for together overlap.
+    set_faults(&sb, json!({"latency_ms": 20})).await;
+    let peak =
+        || async { get_json(&sb, "/__sandbox/stats").await["counters"]["peakInFlight"].as_u64() };
+    assert_eq!(peak().await, Some(1), "one call at a time so far");
+    for (kind, name, limit) in [
+        (ObjectKind::Ticket, "tickets", 100),
+        (ObjectKind::Contact, "contacts", 99),
+        (ObjectKind::Account, "accounts", 99),
+    ] {
+        let live = live(&sb, name).await.len() as u64;
+        let endpoint = format!("GET /api/v1/{name}");
+        let before = stat(&sb, &endpoint).await;
+        let n = dest.count(kind).await.unwrap();
+        let calls = stat(&sb, &endpoint).await - before;
+        assert_eq!(n, Some(live), "{name} counted through the API");
+        let pages = live / limit + 1;
+        assert!(
+            calls >= pages && calls < pages + 10,
+            "{name}: {calls} calls for {pages} pages"
+        );
+    }
+    assert!(
+        peak().await.unwrap_or(0) > 1,
+        "the pages of a long list are read several at once"
+    );
+    sb.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_callers_share_one_refresh() {
     let sb = start(sandbox_config()).await;
     let dest = Arc::new(ZohoDesk::new(dest_config(&sb)).unwrap());
