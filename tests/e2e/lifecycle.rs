@@ -81,9 +81,24 @@ async fn zoho_live(h: &Harness) -> BTreeMap<String, BTreeSet<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delta_syncs_changes_until_cutover() {
     let h = Harness::start(opts(21, 250), "").await;
+    // Two organizations share a name: the later one is created with its source id in the name.
+    let src = Source::new(h.ivinex().await);
+    let org_name = src.field("Organizations", "name");
+    let (first, twin) = (
+        &src.records("Organizations")[5],
+        &src.records("Organizations")[6],
+    );
+    let shared = src.value("Organizations", first, "name");
+    ivinex_call(&h, "UpdateRecord", json!({"Tab": "Organizations", "RecordID": twin["collection_id"], "Record": {org_name.clone(): shared}})).await;
     h.approve().await;
     h.cli_ok(&["run"]).await;
     let src = Source::new(h.ivinex().await);
+    let twin_id = Source::id(twin);
+    let apart = text(&by_source_id(&h.zoho().await, "accounts")[&twin_id][0]["accountName"]);
+    assert!(
+        apart.starts_with(&shared) && apart.contains(&twin_id),
+        "{apart}"
+    );
     let in_scope: Vec<String> = src.tickets_in_scope().into_iter().collect();
     let subject = src.field("Tickets", "subject");
     let status = src.field("Tickets", "status");
@@ -126,8 +141,10 @@ async fn delta_syncs_changes_until_cutover() {
         let body = json!({"Tab": "Contacts", "RecordID": c["collection_id"], "Record": {email.clone(): format!("changed.{}@example.org", Source::id(c))}});
         ivinex_call(&h, "UpdateRecord", body).await;
     }
-    let org_name = src.field("Organizations", "name");
     let org = &src.records("Organizations")[3];
+    // The twin changes elsewhere: its update keeps it apart from the first.
+    let city = src.field("Organizations", "city");
+    ivinex_call(&h, "UpdateRecord", json!({"Tab": "Organizations", "RecordID": twin["collection_id"], "Record": {city.clone(): "Changed City"}})).await;
     ivinex_call(&h, "UpdateRecord", json!({"Tab": "Organizations", "RecordID": org["collection_id"], "Record": {org_name.clone(): "Renamed Organization Ltd"}})).await;
     for id in in_scope.iter().skip(60).take(10) {
         let act = json!({act_ticket.clone(): id.parse::<u64>().unwrap(), act_type.clone(): note_type, act_body.clone(): "<p>a later note</p>"});
@@ -170,6 +187,12 @@ async fn delta_syncs_changes_until_cutover() {
     assert_eq!(
         text(&accounts[&Source::id(org)][0]["accountName"]),
         "Renamed Organization Ltd"
+    );
+    assert_eq!(text(&accounts[&twin_id][0]["city"]), "Changed City");
+    assert_eq!(
+        text(&accounts[&twin_id][0]["accountName"]),
+        apart,
+        "the update keeps the name apart"
     );
     let mut seen = BTreeSet::new();
     for a in zoho["attachments"].as_array().unwrap() {

@@ -1954,7 +1954,21 @@ impl LoadEnv<'_> {
                 LinkStatus::Created => {
                     let dest_id = l.dest_id.clone().unwrap_or_default();
                     self.fetch_inline_images(record, &mut ctx).await;
-                    job.dest.update(&dest_id, record, &ctx).await?;
+                    match job.dest.update(&dest_id, record, &ctx).await {
+                        // Created apart from a namesake: the update keeps it apart.
+                        Err(Error::Duplicate { field, .. }) if field == "name" => {
+                            let mut apart = record.clone();
+                            if !self.rename(&id, &mut apart, "another organization") {
+                                return Err(Error::data(
+                                    kind,
+                                    &id,
+                                    "the destination refuses a duplicate name",
+                                ));
+                            }
+                            job.dest.update(&dest_id, &apart, &ctx).await?;
+                        }
+                        other => other?,
+                    }
                     self.audit(AuditOp::Update, &id, Some(&dest_id), &hash)
                         .await?;
                     job.crosswalk

@@ -500,10 +500,19 @@ pub async fn account_patch(
         return Err(ZErr::invalid_one("/accountName", "invalid"));
     }
     check_len(&body, "accountName", 200)?;
+    let key: u64 = id.parse().map_err(|_| ZErr::not_found())?;
+    if let Some(name) = nonempty(&body, "accountName")
+        && db.accounts.iter().any(|(k, a)| {
+            *k != key
+                && !is_trashed(a)
+                && a.get("accountName").and_then(Value::as_str) == Some(name.as_str())
+        })
+    {
+        return Err(ZErr::invalid_one("/accountName", "duplicate"));
+    }
     check_email(&body, "email")?;
     check_owner(&db, &body)?;
     let cf = validate_cf(&db, "accounts", None, body.get("cf"))?;
-    let key: u64 = id.parse().map_err(|_| ZErr::not_found())?;
     let rec = db.accounts.get_mut(&key).ok_or_else(ZErr::not_found)?;
     apply_fields(rec, &body, ACCOUNT_KEYS);
     merge_cf(rec, cf);
