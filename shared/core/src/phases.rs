@@ -2085,7 +2085,7 @@ impl LoadEnv<'_> {
             return false;
         };
         let platform = self.job.source.platform();
-        if a.name.ends_with(&format!(" ({platform} {})", a.source_id)) {
+        if a.name.ends_with(&apart_suffix(platform, &a.source_id)) {
             return false;
         }
         let apart = name_apart(&a.name, platform, &a.source_id, &self.max_lengths);
@@ -2907,13 +2907,18 @@ pub fn name_apart(
     source_id: &str,
     max_lengths: &BTreeMap<String, usize>,
 ) -> String {
-    let suffix = format!(" ({platform} {source_id})");
+    let suffix = apart_suffix(platform, source_id);
     let limit = max_lengths
         .get("account.name")
         .copied()
         .unwrap_or(usize::MAX);
     let keep = limit.saturating_sub(suffix.chars().count());
     name.chars().take(keep).collect::<String>() + &suffix
+}
+
+/// What [`name_apart`] appends to a name: the source platform and the record's id.
+fn apart_suffix(platform: &str, source_id: &str) -> String {
+    format!(" ({platform} {source_id})")
 }
 
 /// Equal as the load writes `field` of `record`: [`same_field_value`], or an account's name
