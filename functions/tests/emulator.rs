@@ -321,9 +321,12 @@ const DISTRIBUTED_ASL: &str = "migration.asl.json";
 
 async fn create_state_machine(aws: &Aws, name: &str, asl: &str) -> String {
     let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../statemachine")
-            .join(asl),
+        PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../statemachine")
+        .join(asl),
     )
     .unwrap();
     let subs = substitutions_for(REGION, ACCOUNT, "deskshift-", BUCKET, "deskshift-delta");

@@ -514,6 +514,35 @@ fn zoho_fields_for_custom(src: &Source, tab: &str) -> Vec<(String, String, Strin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loads_keep_every_slot_busy_across_pages() {
+    // Pages of 3 records and 6 writes at once: a load that waited for a page's last create before
+    // starting the next page would never have more than 3 creates of one kind in flight.
+    let mut o = opts(13, 60);
+    o.faults.latency_ms = 20;
+    let h = Harness::start(o, "page_size = 3\nload_concurrency = 6").await;
+    h.approve().await;
+    h.cli_ok(&["run"]).await;
+    let src = Source::new(h.ivinex().await);
+    assert_exactly_once(&h, &src).await;
+    let stats = h
+        .get(format!("{}/__sandbox/stats", h.sb.zoho.base_url()))
+        .await;
+    let peaks = &stats["counters"]["peakInFlightByEndpoint"];
+    for endpoint in [
+        "POST /api/v1/contacts",
+        "POST /api/v1/tickets",
+        "POST /api/v1/tickets/{ticketId}/comments",
+    ] {
+        let peak = peaks[endpoint].as_u64().unwrap_or(0);
+        assert!(
+            peak > 3 && peak <= 6,
+            "{endpoint}: at most {peak} creates at once (pages of 3, 6 slots): {peaks}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_at_any_point_resumes_without_duplicates() {
     let h = Harness::start(opts(11, 300), "load_concurrency = 6").await;
     h.approve().await;

@@ -558,3 +558,56 @@ async fn zoho_desk_to_jsm_arrives() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn threads_interleave_while_issues_wait_for_their_write_slots() {
+    // Two calls at once, two writes per second to one issue: threads written one after another
+    // by two workers would keep at most two issues' threads open at any point of the creation
+    // order; a load that hands a waiting issue's slot to another keeps many open.
+    let h = JsmHarness::start(
+        SandboxOptions {
+            seed: 17,
+            tickets: 40,
+            ..Default::default()
+        },
+        "request_type = \"Report a system problem\"\nconcurrency_cap = 2\nper_issue_writes_per_second = 2",
+        "load_concurrency = 2",
+    )
+    .await;
+    h.approve().await;
+    h.cli_ok(&["run"]).await;
+    let jira = h.jira().await;
+    // Comments in creation order (ids grow), as (position, issue).
+    let mut created: Vec<(u64, String)> = list(&jira, "issues")
+        .iter()
+        .flat_map(|i| list(i, "comments"))
+        .map(|c| (text(&c["id"]).parse().unwrap(), text(&c["issueKey"])))
+        .collect();
+    created.sort();
+    let mut span: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (pos, (_, issue)) in created.iter().enumerate() {
+        span.entry(issue.clone()).or_insert((pos, pos)).1 = pos;
+    }
+    let open_at = |pos: usize| {
+        span.values()
+            .filter(|(a, b)| *a <= pos && pos <= *b)
+            .count()
+    };
+    let most_open = (0..created.len()).map(open_at).max().unwrap_or(0);
+    eprintln!(
+        "{} comments on {} issues: at most {most_open} threads in progress at once",
+        created.len(),
+        span.len()
+    );
+    assert!(
+        span.len() >= 10,
+        "the tenant gives enough threads: {} issues with comments",
+        span.len()
+    );
+    assert!(
+        most_open > 2,
+        "at most {most_open} issues' threads were in progress at once over {} comments",
+        created.len()
+    );
+    h.stop().await;
+}

@@ -18,9 +18,19 @@ pub struct MotoBridge {
     log: PathBuf,
 }
 
-/// `localstack/moto_bridge.py` beside this crate.
+/// `localstack/moto_bridge.py` of the checkout being run: looked for upward from the running
+/// package's directory (cargo sets `CARGO_MANIFEST_DIR` for tests and `cargo run`), else beside
+/// this crate where it was built (a build directory shared by two checkouts keeps the first's).
 pub fn launcher() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../moto_bridge.py")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../moto_bridge.py");
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|dir| {
+            dir.ancestors()
+                .map(|d| d.join("localstack/moto_bridge.py"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or(built)
 }
 
 impl MotoBridge {

@@ -11,7 +11,7 @@ use crate::job::Job;
 use crate::model::{CanonicalRecord, ObjectKind, RawRecord};
 use crate::phases::{
     self, AttachmentsReport, Batches, Reconciliation, approved_map, expected_fields, get_json,
-    keys, load_batches, put_json, staged_pages, staged_records, users,
+    keys, load_batches, put_json, put_page, staged_pages, staged_records, users,
 };
 use crate::ports::{AuditEntry, AuditOp, Checkpoint, Link, LinkStatus, PageRequest};
 use crate::transform::Transformer;
@@ -310,7 +310,7 @@ async fn fold_into_stage(job: &Job, collection: &str, changed: &[RawRecord]) -> 
             }
         }
         if touched {
-            put_json(job, key, &recs).await?;
+            put_page(job, key, &recs).await?;
         }
     }
     let new: Vec<RawRecord> = changed
@@ -320,7 +320,7 @@ async fn fold_into_stage(job: &Job, collection: &str, changed: &[RawRecord]) -> 
         .collect();
     let chunks = new.chunks(job.settings.page_size.max(1) as usize);
     for (next, chunk) in (pages.len() as u64..).zip(chunks) {
-        put_json(job, &keys::raw_page(collection, next), &chunk.to_vec()).await?;
+        put_page(job, &keys::raw_page(collection, next), chunk).await?;
     }
     Ok(())
 }

@@ -63,6 +63,13 @@ pub(crate) async fn put_json<T: Serialize>(job: &Job, key: &str, value: &T) -> R
         .await
 }
 
+/// Stages a page of source records: compact JSON (read back by the engine, not by people).
+pub(crate) async fn put_page(job: &Job, key: &str, records: &[RawRecord]) -> Result<()> {
+    job.stage
+        .put(key, Bytes::from(serde_json::to_vec(records)?))
+        .await
+}
+
 pub(crate) async fn get_json<T: for<'de> Deserialize<'de>>(
     job: &Job,
     key: &str,
@@ -270,12 +277,10 @@ async fn survey(job: &Job, scope: &mut CollectionScope, signpost: Option<&str>) 
     let mut pager = Pager::new(job, &col, None, None);
     let mut page_no = 0u64;
     let mut seen: Option<String> = None;
-    loop {
-        let pages = pager.next_batch().await?;
-        if pages.is_empty() {
-            break;
-        }
-        for page in pages {
+    let mut pages = pager.next_batch().await?;
+    while !pages.is_empty() {
+        let first = page_no;
+        for page in &pages {
             scope.records += page.records.len() as u64;
             for r in &page.records {
                 for a in &r.attachments {
@@ -292,11 +297,20 @@ async fn survey(job: &Job, scope: &mut CollectionScope, signpost: Option<&str>) 
                     seen = Some(c.clone());
                 }
             }
-            if signpost.is_some() {
-                put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
-            }
             page_no += 1;
         }
+        // The next pages are read while these are staged.
+        let stage = async {
+            if signpost.is_some() {
+                for (no, page) in (first..).zip(&pages) {
+                    put_page(job, &keys::raw_page(&col, no), &page.records).await?;
+                }
+            }
+            Ok::<_, Error>(())
+        };
+        let (next, staged) = futures::join!(pager.next_batch(), stage);
+        staged?;
+        pages = next?;
     }
     if let Some(signpost) = signpost {
         let staged = PreflightStaged {
@@ -655,7 +669,7 @@ pub async fn extract(job: &Job) -> Result<BTreeMap<String, u64>> {
                     }
                 }
                 records += page.records.len() as u64;
-                put_json(job, &keys::raw_page(&col, page_no), &page.records).await?;
+                put_page(job, &keys::raw_page(&col, page_no), &page.records).await?;
                 page_no += 1;
             }
             let cursor = pager.cursor().map(str::to_string);
@@ -1209,6 +1223,19 @@ struct Tally {
     reasons: BTreeMap<String, u64>,
 }
 
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.existing += other.existing;
+        self.failed += other.failed;
+        for (reason, n) in other.reasons {
+            *self.reasons.entry(reason).or_insert(0) += n;
+        }
+    }
+}
+
 enum Outcome {
     Created,
     Updated,
@@ -1458,135 +1485,117 @@ pub async fn load_batches(
             .is_some_and(|c| c.done);
     job.progress.start(phase, Some(units.len() as u64));
     let concurrency = job.settings.load_concurrency_for(info.concurrency_cap);
+    // Groups (records, or threads) in progress: the client keeps the calls within the cap.
+    let groups = concurrency * info.records_per_slot.max(1);
+    let prep = UnitPrep {
+        job,
+        kind,
+        phase,
+        t: &t,
+        scope: &scope,
+        selected: &selected,
+        relating,
+        ticket_field: ticket_field.as_deref(),
+        all_done,
+    };
+    // Units overlap: the next unit is read and its first groups start while the last groups of
+    // the one before are still in flight, so the destination's slots stay full across unit
+    // boundaries. Each unit's checkpoint is written when all its groups are done.
+    let mut open: BTreeMap<usize, OpenUnit> = BTreeMap::new();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut reading: Option<
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Prepared>> + Send + '_>>,
+    > = None;
+    let mut next = 0usize;
     // The last page read: consecutive thread batches share their boundary page.
     let mut last_page: Option<(String, Vec<RawRecord>)> = None;
-    for unit in &units {
-        let key = &unit.key;
-        let mut raws: Vec<RawRecord> = Vec::new();
-        for page in &unit.pages {
-            let records = match last_page.take() {
-                Some((k, r)) if k == *page => r,
-                _ => get_json(job, page).await?.unwrap_or_default(),
-            };
-            match &unit.tickets {
-                Some(tickets) => {
-                    raws.extend(
-                        records
-                            .iter()
-                            .filter(|r| tickets.contains(&raw_ticket(r, ticket_field.as_deref())))
-                            .cloned(),
-                    );
-                    last_page = Some((page.clone(), records));
-                }
-                None => raws.extend(records),
-            }
-        }
-        source_total += raws.len() as u64;
-        let done = all_done
-            || job
-                .checkpoints
-                .get(phase, key)
-                .await?
-                .is_some_and(|c| c.done);
-        let mut work = Vec::new();
-        let mut flags = Vec::new();
-        for raw in &raws {
-            match t.transform(kind, raw) {
-                Ok(tr) => {
-                    if !scope.contains(&tr.record, &selected) {
-                        excluded += 1;
-                        continue;
-                    }
-                    flags.extend(tr.flags.clone());
-                    if let CanonicalRecord::Ticket(t) = &tr.record
-                        && relating
-                        && !t.related_tickets.is_empty()
-                    {
-                        related.push((t.source_id.clone(), t.related_tickets.clone()));
-                    }
-                    work.push(Ok(tr.record));
-                }
-                Err(e) => work.push(Err((raw.clone(), e))),
-            }
-        }
-        if done {
-            // Counted from the crosswalk below; nothing to write again.
-            for w in &work {
-                let id = match w {
-                    Ok(r) => r.source_id().to_string(),
-                    Err((raw, _)) => raw.id.clone(),
+    // The first deferral: no unit is opened and no group started after it.
+    let mut deferred: Option<Error> = None;
+    loop {
+        if deferred.is_none() {
+            while in_flight.len() < groups {
+                let Some((seq, u)) = open.iter_mut().find(|(_, u)| !u.queue.is_empty()) else {
+                    break;
                 };
-                match job.crosswalk.get(kind, &id).await? {
-                    Some(l) if l.status == LinkStatus::Created => tally.unchanged += 1,
-                    Some(l) if l.status == LinkStatus::Existing => tally.existing += 1,
-                    Some(l) => {
-                        tally.failed += 1;
-                        *tally
-                            .reasons
-                            .entry(l.reason.unwrap_or_else(|| l.status.as_str().into()))
-                            .or_insert(0) += 1;
-                    }
-                    None => tally.unchanged += 1,
-                }
+                let group = u.queue.pop_front().expect("a queued group");
+                u.running += 1;
+                in_flight.push(run_group(&env, *seq, group));
             }
-            job.progress.advance(phase, 1);
-            continue;
+            if reading.is_none()
+                && next < units.len()
+                && open.len() < OPEN_UNITS
+                && open.values().all(|u| u.queue.is_empty())
+            {
+                reading = Some(Box::pin(prep.read(&units[next], last_page.take())));
+                next += 1;
+            }
         }
-        let outcomes: Vec<Vec<Outcome>> =
-            futures::stream::iter(group_work(kind, work).into_iter().map(|group| {
-                let env = &env;
-                async move {
-                    let mut out = Vec::with_capacity(group.len());
-                    for w in group {
-                        let o = match w {
-                            Ok(record) => env.load_one(record).await,
-                            Err((raw, e)) => env.fail_raw(&raw, &e).await,
-                        };
-                        // A group is one ticket's thread, written in order: stop at a deferral.
-                        let deferred = matches!(o, Outcome::Deferred(_));
-                        out.push(o);
-                        if deferred {
-                            break;
+        if in_flight.is_empty() && reading.is_none() {
+            break;
+        }
+        tokio::select! {
+            Some((seq, outcomes)) = in_flight.next(), if !in_flight.is_empty() => {
+                let u = open.get_mut(&seq).expect("an open unit");
+                u.running -= 1;
+                for o in outcomes {
+                    match o {
+                        Outcome::Created => tally.created += 1,
+                        Outcome::Updated => tally.updated += 1,
+                        Outcome::Unchanged => tally.unchanged += 1,
+                        Outcome::Failed(reason) => {
+                            tally.failed += 1;
+                            *tally.reasons.entry(reason).or_insert(0) += 1;
+                        }
+                        Outcome::Deferred(e) => {
+                            u.deferred = true;
+                            deferred = deferred.or(Some(e));
                         }
                     }
-                    out
                 }
-            }))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        env.flush_written().await?;
-        let mut deferred = None;
-        for o in outcomes.into_iter().flatten() {
-            match o {
-                Outcome::Created => tally.created += 1,
-                Outcome::Updated => tally.updated += 1,
-                Outcome::Unchanged => tally.unchanged += 1,
-                Outcome::Failed(reason) => {
-                    tally.failed += 1;
-                    *tally.reasons.entry(reason).or_insert(0) += 1;
+                if u.running == 0 && u.queue.is_empty() {
+                    let u = open.remove(&seq).expect("an open unit");
+                    close_unit(&env, phase, u).await?;
                 }
-                Outcome::Deferred(e) => deferred = deferred.or(Some(e)),
+            }
+            read = async { reading.as_mut().expect("a unit being read").await }, if reading.is_some() => {
+                reading = None;
+                let p = read?;
+                last_page = p.last_page;
+                source_total += p.source;
+                excluded += p.excluded;
+                related.extend(p.related);
+                match p.done {
+                    Some(counted) => {
+                        tally.add(counted);
+                        job.progress.advance(phase, 1);
+                    }
+                    None => {
+                        let u = OpenUnit {
+                            key: p.key,
+                            ids: p.ids,
+                            flags: p.flags,
+                            queue: group_work(kind, p.work).into(),
+                            running: 0,
+                            deferred: false,
+                        };
+                        if u.queue.is_empty() {
+                            close_unit(&env, phase, u).await?;
+                        } else {
+                            open.insert(next - 1, u);
+                        }
+                    }
+                }
             }
         }
-        flags.extend(env.flags.lock().unwrap().drain(..));
-        if !flags.is_empty() {
-            put_json(job, &keys::flags(phase, key), &flags).await?;
+    }
+    if let Some(e) = deferred {
+        // Units left open keep their checkpoints open: a resumed phase writes only what is
+        // missing. Their flags so far are kept.
+        env.flush_written().await?;
+        for u in open.into_values() {
+            write_unit_flags(&env, phase, &u.key, &u.ids, u.flags).await?;
         }
-        if let Some(e) = deferred {
-            // The batch's checkpoint stays open: a resumed phase writes only what is missing.
-            return Err(e);
-        }
-        job.checkpoints
-            .put(&Checkpoint {
-                phase: phase.to_string(),
-                partition: key.clone(),
-                cursor: None,
-                done: true,
-                updated_at: now_iso(),
-            })
-            .await?;
-        job.progress.advance(phase, 1);
+        return Err(e);
     }
     let relations = if relating {
         Some(relate_tickets(job, &related, concurrency).await?)
@@ -1653,6 +1662,213 @@ pub async fn load_batches(
         });
     }
     Ok(rec)
+}
+
+/// Units whose records may be in flight at once: the one being started and those finishing.
+const OPEN_UNITS: usize = 3;
+
+/// A unit whose groups are queued or in flight.
+struct OpenUnit {
+    key: String,
+    /// Its records' source ids: the flags raised while writing them belong to this unit.
+    ids: HashSet<String>,
+    /// Flags from the transform.
+    flags: Vec<Flag>,
+    queue: std::collections::VecDeque<Vec<Work>>,
+    running: usize,
+    /// A group of it was deferred: its checkpoint stays open.
+    deferred: bool,
+}
+
+/// A unit read and transformed, ready to write (or counted, when its checkpoint is done).
+struct Prepared {
+    key: String,
+    /// Some(counts) when the unit's checkpoint is done: counted from the crosswalk.
+    done: Option<Tally>,
+    work: Vec<Work>,
+    ids: HashSet<String>,
+    flags: Vec<Flag>,
+    related: Vec<(String, Vec<String>)>,
+    source: u64,
+    excluded: u64,
+    last_page: Option<(String, Vec<RawRecord>)>,
+}
+
+/// What reading a unit needs: the load's transform, selection and checkpoints.
+struct UnitPrep<'a> {
+    job: &'a Job,
+    kind: ObjectKind,
+    phase: &'a str,
+    t: &'a Transformer<'a>,
+    scope: &'a Scope,
+    selected: &'a BTreeSet<String>,
+    relating: bool,
+    ticket_field: Option<&'a str>,
+    all_done: bool,
+}
+
+impl UnitPrep<'_> {
+    /// Reads a unit's pages (reusing `last_page` when the unit starts on it) and transforms its
+    /// records; a unit whose checkpoint is done is counted from the crosswalk instead.
+    async fn read(
+        &self,
+        unit: &Unit,
+        mut last_page: Option<(String, Vec<RawRecord>)>,
+    ) -> Result<Prepared> {
+        let job = self.job;
+        let mut raws: Vec<RawRecord> = Vec::new();
+        for page in &unit.pages {
+            let records = match last_page.take() {
+                Some((k, r)) if k == *page => r,
+                _ => get_json(job, page).await?.unwrap_or_default(),
+            };
+            match &unit.tickets {
+                Some(tickets) => {
+                    raws.extend(
+                        records
+                            .iter()
+                            .filter(|r| tickets.contains(&raw_ticket(r, self.ticket_field)))
+                            .cloned(),
+                    );
+                    last_page = Some((page.clone(), records));
+                }
+                None => raws.extend(records),
+            }
+        }
+        let done = self.all_done
+            || job
+                .checkpoints
+                .get(self.phase, &unit.key)
+                .await?
+                .is_some_and(|c| c.done);
+        let mut out = Prepared {
+            key: unit.key.clone(),
+            done: None,
+            work: Vec::with_capacity(raws.len()),
+            ids: HashSet::with_capacity(raws.len()),
+            flags: Vec::new(),
+            related: Vec::new(),
+            source: raws.len() as u64,
+            excluded: 0,
+            last_page,
+        };
+        for raw in raws {
+            match self.t.transform(self.kind, &raw) {
+                Ok(tr) => {
+                    if !self.scope.contains(&tr.record, self.selected) {
+                        out.excluded += 1;
+                        continue;
+                    }
+                    out.flags.extend(tr.flags);
+                    if let CanonicalRecord::Ticket(t) = &tr.record
+                        && self.relating
+                        && !t.related_tickets.is_empty()
+                    {
+                        out.related
+                            .push((t.source_id.clone(), t.related_tickets.clone()));
+                    }
+                    out.ids.insert(tr.record.source_id().to_string());
+                    out.work.push(Ok(tr.record));
+                }
+                Err(e) => {
+                    out.ids.insert(raw.id.clone());
+                    out.work.push(Err((raw, e)));
+                }
+            }
+        }
+        if done {
+            // Counted from the crosswalk; nothing to write again.
+            let mut tally = Tally::default();
+            for w in std::mem::take(&mut out.work) {
+                let id = match w {
+                    Ok(r) => r.source_id().to_string(),
+                    Err((raw, _)) => raw.id,
+                };
+                match job.crosswalk.get(self.kind, &id).await? {
+                    Some(l) if l.status == LinkStatus::Created => tally.unchanged += 1,
+                    Some(l) if l.status == LinkStatus::Existing => tally.existing += 1,
+                    Some(l) => {
+                        tally.failed += 1;
+                        *tally
+                            .reasons
+                            .entry(l.reason.unwrap_or_else(|| l.status.as_str().into()))
+                            .or_insert(0) += 1;
+                    }
+                    None => tally.unchanged += 1,
+                }
+            }
+            out.done = Some(tally);
+        }
+        Ok(out)
+    }
+}
+
+/// Writes one group in order, stopping at a deferral (a group is one ticket's thread).
+async fn run_group(env: &LoadEnv<'_>, seq: usize, group: Vec<Work>) -> (usize, Vec<Outcome>) {
+    let mut out = Vec::with_capacity(group.len());
+    for w in group {
+        let o = match w {
+            Ok(record) => env.load_one(record).await,
+            Err((raw, e)) => env.fail_raw(&raw, &e).await,
+        };
+        let deferred = matches!(o, Outcome::Deferred(_));
+        out.push(o);
+        if deferred {
+            break;
+        }
+    }
+    (seq, out)
+}
+
+/// A unit whose groups are all done: its written records' entries are stored, its flags
+/// written, and, unless a group was deferred, its checkpoint closed.
+async fn close_unit(env: &LoadEnv<'_>, phase: &str, u: OpenUnit) -> Result<()> {
+    env.flush_written().await?;
+    write_unit_flags(env, phase, &u.key, &u.ids, u.flags).await?;
+    if !u.deferred {
+        env.job
+            .checkpoints
+            .put(&Checkpoint {
+                phase: phase.to_string(),
+                partition: u.key,
+                cursor: None,
+                done: true,
+                updated_at: now_iso(),
+            })
+            .await?;
+        env.job.progress.advance(phase, 1);
+    }
+    Ok(())
+}
+
+/// Writes a unit's flags: the transform's and those raised while writing its records, added to
+/// any the unit's file already holds (a resumed unit keeps the flags of its first run).
+async fn write_unit_flags(
+    env: &LoadEnv<'_>,
+    phase: &str,
+    key: &str,
+    ids: &HashSet<String>,
+    mut flags: Vec<Flag>,
+) -> Result<()> {
+    {
+        let mut all = env.flags.lock().unwrap();
+        let (mine, rest): (Vec<Flag>, Vec<Flag>) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|f| ids.contains(&f.source_id));
+        *all = rest;
+        flags.extend(mine);
+    }
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let file = keys::flags(phase, key);
+    let mut kept: Vec<Flag> = get_json(env.job, &file).await?.unwrap_or_default();
+    for f in flags {
+        if !kept.contains(&f) {
+            kept.push(f);
+        }
+    }
+    put_json(env.job, &file, &kept).await
 }
 
 /// Links related tickets whose both ends are written. A pair is one link whichever side lists
@@ -2304,66 +2520,82 @@ pub const FILE_KINDS: [ObjectKind; 4] = [
 
 pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
     let map = approved_map(job).await?;
-    let mut work: Vec<(ObjectKind, String, ObjectKind, String, AttachmentRef)> = Vec::new();
-    for kind in FILE_KINDS {
-        let Some(cm) = map.for_kind(kind) else {
-            continue;
-        };
-        let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
-        let mut records = StagedRecords::new(job, &cm.collection).await?;
-        while let Some(raw) = records.next().await? {
-            if raw.attachments.is_empty() {
-                continue;
-            }
-            let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
-                continue;
-            };
-            if !matches!(link.status, LinkStatus::Created) {
-                continue;
-            }
-            // An activity's files go on its ticket: comments take no files of their own here.
-            let (parent_kind, parent_id) = if kind == ObjectKind::Activity {
-                let Some(tid) = ticket_field
-                    .as_ref()
-                    .and_then(|f| raw.fields.get(f))
-                    .map(value_text)
-                else {
-                    continue;
-                };
-                (ObjectKind::Ticket, tid)
-            } else {
-                (kind, raw.id.clone())
-            };
-            for a in &raw.attachments {
-                work.push((
-                    kind,
-                    raw.id.clone(),
-                    parent_kind,
-                    parent_id.clone(),
-                    a.clone(),
-                ));
-            }
-        }
-    }
-    let report = Arc::new(std::sync::Mutex::new(AttachmentsReport {
-        total: work.len() as u64,
-        ..Default::default()
-    }));
-    job.progress.start("attachments", Some(work.len() as u64));
+    let report = Arc::new(std::sync::Mutex::new(AttachmentsReport::default()));
+    // The files the pre-flight counted in the mapped collections: the bar's length (the scan
+    // below finds the exact number as it goes).
+    let scoping: Option<Scoping> = get_json(job, keys::SCOPING).await?;
+    let declared = scoping.map(|s| {
+        FILE_KINDS
+            .iter()
+            .filter_map(|k| map.for_kind(*k))
+            .filter_map(|cm| s.collections.iter().find(|c| c.collection == cm.collection))
+            .map(|c| c.attachments)
+            .sum::<u64>()
+    });
+    job.progress.start("attachments", declared);
     let info = job.describe().await?;
     let uploads = job
         .settings
         .attachment_concurrency_for(info.concurrency_cap);
     let downloads = job.settings.source_concurrency.max(1);
-    // Downloads run ahead of uploads (bounded by the channel), so the destination's slots never
-    // wait on the source.
+    // Three stages at once: the scan of the staged records finds the files, downloads run
+    // ahead of uploads (each bounded by its channel), so neither the destination's slots nor
+    // the source's wait on the stage before them.
+    let (mut found_tx, found_rx) = futures::channel::mpsc::channel(downloads * 4);
+    let map = &map;
+    // Owns the sender: the stages after it end when the scan does, also on an error.
+    let scan = async move {
+        let mut total = 0u64;
+        for kind in FILE_KINDS {
+            let Some(cm) = map.for_kind(kind) else {
+                continue;
+            };
+            let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
+            let mut records = StagedRecords::new(job, &cm.collection).await?;
+            while let Some(raw) = records.next().await? {
+                if raw.attachments.is_empty() {
+                    continue;
+                }
+                let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
+                    continue;
+                };
+                if !matches!(link.status, LinkStatus::Created) {
+                    continue;
+                }
+                // An activity's files go on its ticket: comments take no files of their own here.
+                let (parent_kind, parent_id) = if kind == ObjectKind::Activity {
+                    let Some(tid) = ticket_field
+                        .as_ref()
+                        .and_then(|f| raw.fields.get(f))
+                        .map(value_text)
+                    else {
+                        continue;
+                    };
+                    (ObjectKind::Ticket, tid)
+                } else {
+                    (kind, raw.id.clone())
+                };
+                for a in raw.attachments {
+                    total += 1;
+                    let item = (kind, raw.id.clone(), parent_kind, parent_id.clone(), a);
+                    if futures::SinkExt::send(&mut found_tx, item).await.is_err() {
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+        Ok::<_, Error>(total)
+    };
     let (mut tx, rx) = futures::channel::mpsc::channel(uploads);
     let produce = async move {
-        let mut fetched = futures::stream::iter(work.into_iter().map(|w| async move {
-            let fetched = fetch_attachment(job, w.2, &w.3, &w.4).await;
-            (w, fetched)
-        }))
-        .buffer_unordered(downloads);
+        let mut fetched = found_rx
+            .map(
+                |w: (ObjectKind, String, ObjectKind, String, AttachmentRef)| async move {
+                    let fetched = fetch_attachment(job, w.2, &w.3, &w.4).await;
+                    (w, fetched)
+                },
+            )
+            .buffer_unordered(downloads);
         while let Some(item) = fetched.next().await {
             if futures::SinkExt::send(&mut tx, item).await.is_err() {
                 break;
@@ -2411,8 +2643,9 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
         })
         .buffer_unordered(uploads)
         .collect::<Vec<()>>();
-    futures::join!(produce, consume);
-    let report = report.lock().unwrap().clone();
+    let (total, (), _) = futures::join!(scan, produce, consume);
+    let mut report = report.lock().unwrap().clone();
+    report.total = total?;
     put_json(job, "reports/attachments.json", &report).await?;
     job.progress.finish(
         "attachments",

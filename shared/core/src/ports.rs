@@ -129,6 +129,11 @@ pub struct DestinationInfo {
     /// name, flagged) when an earlier staged account has its name, rather than be refused first.
     #[serde(default)]
     pub unique_account_names: bool,
+    /// Records the load keeps in progress per call slot (0 and 1: one). Above one where the
+    /// destination spaces writes to one record (Jira's per-issue write limit): while one record
+    /// waits for its next write slot, its call slot serves another record.
+    #[serde(default)]
+    pub records_per_slot: usize,
 }
 
 impl DestinationInfo {

@@ -51,6 +51,13 @@ impl IssuePacer {
         }
     }
 
+    /// Issues to keep in progress per call slot so the slots stay busy while issues wait for
+    /// their next write: the write interval over a typical answer time (50 ms), 1 to 8.
+    pub(crate) fn records_per_slot(&self) -> usize {
+        let per = self.interval.as_secs_f64() / 0.05;
+        (per.ceil() as usize).clamp(1, 8)
+    }
+
     /// Waits for this issue's next write slot and books it.
     pub(crate) async fn wait(&self, issue: &str) {
         if self.interval.is_zero() {

@@ -1323,6 +1323,8 @@ impl Jsm {
         let endpoint = "POST /request";
         let payload = Payload::Json(body);
         let mut key = None;
+        // The status the create answer reports: the workflow walk starts there without a read.
+        let mut created_at: Option<String> = None;
         for attempt in 1..=self.ambiguous_attempts() {
             if attempt > 1 {
                 self.pause(attempt).await;
@@ -1340,7 +1342,12 @@ impl Jsm {
                 .await
             {
                 Ok(a) if a.status.is_success() => {
-                    key = s(&self.client.json(endpoint, &a)?, "issueKey");
+                    let v = self.client.json(endpoint, &a)?;
+                    key = s(&v, "issueKey");
+                    created_at = v
+                        .pointer("/currentStatus/status")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     break;
                 }
                 Ok(a) => return Err(record_error(ObjectKind::Ticket, sid, endpoint, &a)),
@@ -1362,7 +1369,10 @@ impl Jsm {
             status: 201,
             message: "the created request came back without an issueKey".into(),
         })?;
-        if let Err(e) = self.apply_ticket(&key, t, ctx, false).await {
+        if let Err(e) = self
+            .apply_ticket(&key, t, ctx, false, created_at.as_deref())
+            .await
+        {
             // A failed record leaves nothing behind when JSM lets the half-written request go;
             // otherwise a later run finds it by its marker and finishes it.
             match self.delete(ObjectKind::Ticket, &key).await {
@@ -1563,12 +1573,14 @@ impl Jsm {
     }
 
     /// Everything after the request exists: fields, inline images, status, links.
+    /// `at`: the status the issue is known to be in (by name), when the caller has it.
     async fn apply_ticket(
         &self,
         key: &str,
         t: &Ticket,
         ctx: &LoadContext,
         update: bool,
+        at: Option<&str>,
     ) -> Result<()> {
         let sid = &t.source_id;
         let mut fields = self.ticket_fields(key, t, ctx, update).await?;
@@ -1582,7 +1594,8 @@ impl Jsm {
         }
         self.put_issue(ObjectKind::Ticket, sid, key, fields).await?;
         if let Some(status) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
-            self.walk_to(ObjectKind::Ticket, sid, key, status).await?;
+            self.walk_to(ObjectKind::Ticket, sid, key, status, at)
+                .await?;
         }
         Ok(())
     }
@@ -1642,6 +1655,19 @@ impl Jsm {
             let st = v.pointer("/fields/status")?;
             Some((s(st, "id")?, s(st, "name").unwrap_or_default()))
         }))
+    }
+
+    /// The one status of `project`'s learnt workflow named `name` (id, name); None when no status
+    /// or several have that name.
+    fn status_named(&self, project: &str, name: &str) -> Option<(String, String)> {
+        let wf = self.workflows.lock().unwrap();
+        let mut named = wf
+            .get(project)?
+            .statuses
+            .iter()
+            .filter(|(_, (n, _))| n.eq_ignore_ascii_case(name));
+        let (id, (n, _)) = named.next()?;
+        named.next().is_none().then(|| (id.clone(), n.clone()))
     }
 
     async fn learn_transitions(
@@ -1715,15 +1741,26 @@ impl Jsm {
 
     /// Walks the workflow from the issue's status to `target` (by name or id): shortest path over
     /// the transitions learnt so far, exploring towards the target's status category otherwise.
+    /// `at` is the status (by name) the caller knows the issue is in, e.g. from the create answer:
+    /// no read is needed when it is the target or names one status of the learnt workflow.
     async fn walk_to(
         &self,
         kind: ObjectKind,
         source_id: &str,
         key: &str,
         target: &str,
+        at: Option<&str>,
     ) -> Result<()> {
         let project = project_of_key(key);
-        let Some((mut at_id, mut at_name)) = self.status_of(key).await? else {
+        if at.is_some_and(|a| a.eq_ignore_ascii_case(target)) {
+            return Ok(());
+        }
+        let known = at.and_then(|name| self.status_named(&project, name));
+        let found = match known {
+            Some(k) => Some(k),
+            None => self.status_of(key).await?,
+        };
+        let Some((mut at_id, mut at_name)) = found else {
             return Err(Error::data(
                 kind,
                 source_id,
@@ -2421,7 +2458,7 @@ impl Jsm {
             message: "the created issue came back without a key".into(),
         })?;
         if let Some(st) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
-            self.walk_to(ObjectKind::Task, &t.source_id, &key, st)
+            self.walk_to(ObjectKind::Task, &t.source_id, &key, st, None)
                 .await?;
         }
         Ok(key)
@@ -2700,7 +2737,8 @@ impl Destination for Jsm {
                 2.0 + self.config().department_desks.len() as f64,
             ),
             ("contact".to_string(), 3.0),
-            // request, fields, status read, about two transitions; lookups are cached.
+            // request, fields, about two transitions, at times the customer's desk membership;
+            // the status is read only for a project's first issue; lookups are cached.
             ("ticket".to_string(), 5.0),
             ("activity".to_string(), 1.0),
             // create, status read, one or two transitions
@@ -2750,6 +2788,7 @@ impl Destination for Jsm {
             inline_media: true,
             relations: true,
             unique_account_names: true,
+            records_per_slot: self.client.pacer.records_per_slot(),
         })
     }
 
@@ -2880,7 +2919,7 @@ impl Destination for Jsm {
                 self.finish_organization(dest_id, a, ctx).await
             }
             CanonicalRecord::Contact(c) => self.finish_customer(dest_id, c, ctx).await,
-            CanonicalRecord::Ticket(t) => self.apply_ticket(dest_id, t, ctx, true).await,
+            CanonicalRecord::Ticket(t) => self.apply_ticket(dest_id, t, ctx, true, None).await,
             CanonicalRecord::Activity(a) => {
                 let (key, id) = split_child(ObjectKind::Activity, dest_id)?;
                 let body = Payload::Json(self.comment_body(&key, a, ctx).await?);
@@ -2919,7 +2958,7 @@ impl Destination for Jsm {
                 self.put_issue(ObjectKind::Task, &t.source_id, dest_id, fields)
                     .await?;
                 if let Some(st) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
-                    self.walk_to(ObjectKind::Task, &t.source_id, dest_id, st)
+                    self.walk_to(ObjectKind::Task, &t.source_id, dest_id, st, None)
                         .await?;
                 }
                 Ok(())
@@ -2956,13 +2995,13 @@ impl Destination for Jsm {
                 };
                 // A request whose follow-up writes were cut off is finished before it is adopted.
                 if !found.complete {
-                    self.apply_ticket(&found.key, t, ctx, false).await?;
+                    self.apply_ticket(&found.key, t, ctx, false, None).await?;
                 } else if let Some(st) = t
                     .status
                     .as_deref()
                     .filter(|s| !s.eq_ignore_ascii_case(&found.status))
                 {
-                    self.walk_to(ObjectKind::Ticket, &t.source_id, &found.key, st)
+                    self.walk_to(ObjectKind::Ticket, &t.source_id, &found.key, st, None)
                         .await?;
                 }
                 Ok(Some(found.key))
@@ -2980,7 +3019,7 @@ impl Destination for Jsm {
                     .as_deref()
                     .filter(|s| !s.eq_ignore_ascii_case(&found.status))
                 {
-                    self.walk_to(ObjectKind::Task, &t.source_id, &found.key, st)
+                    self.walk_to(ObjectKind::Task, &t.source_id, &found.key, st, None)
                         .await?;
                 }
                 Ok(Some(found.key))

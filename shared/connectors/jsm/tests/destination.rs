@@ -415,6 +415,12 @@ async fn status_is_reached_by_walking_transitions() {
         .as_u64()
         .unwrap();
     assert_eq!(posts, 5);
+    // The walk starts from the status the create answered with: only the first ticket, whose
+    // project's workflow is not learnt yet, reads its status.
+    let reads = env.stats().await["endpoints"]["GET /rest/api/3/issue/{issueIdOrKey}"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(reads, 1, "status reads for 4 new tickets");
     let mut bad = ticket("T5", None);
     bad.status = Some("On the moon".into());
     let e = env

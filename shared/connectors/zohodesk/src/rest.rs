@@ -1338,6 +1338,8 @@ impl Destination for ZohoDesk {
             inline_media: false,
             relations: false,
             unique_account_names: true,
+            // The cap is on calls at once; no per-record spacing.
+            records_per_slot: 1,
         })
     }
 

@@ -15,11 +15,9 @@ use serde_json::{Value, json};
 
 fn spec() -> Value {
     let path = std::env::var("JIRA_PLATFORM_SPEC").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../../shared/specs/jira/platform-swagger-v3.json"
-        )
-        .to_string()
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+        format!("{dir}/../../../../shared/specs/jira/platform-swagger-v3.json")
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("cannot read the Jira platform spec at {path} ({e}); set JIRA_PLATFORM_SPEC")

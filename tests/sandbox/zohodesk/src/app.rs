@@ -25,6 +25,8 @@ pub struct Credits {
     pub throttled_threshold: u64,
     pub throttled_concurrency: u64,
     pub peak_in_flight: u32,
+    /// Per endpoint (`METHOD /template`): calls in flight now, and the most at once.
+    pub endpoint_in_flight: BTreeMap<String, (u32, u32)>,
 }
 
 pub struct App {
@@ -72,6 +74,7 @@ impl App {
                 throttled_threshold: 0,
                 throttled_concurrency: 0,
                 peak_in_flight: 0,
+                endpoint_in_flight: BTreeMap::new(),
             }),
             stats: Mutex::new(BTreeMap::new()),
             in_flight: AtomicU32::new(0),
@@ -164,6 +167,11 @@ impl App {
             "concurrencyCap": self.cfg.effective_concurrency_cap(),
             "inFlight": self.in_flight.load(Ordering::SeqCst),
             "peakInFlight": c.peak_in_flight,
+            "peakInFlightByEndpoint": c
+                .endpoint_in_flight
+                .iter()
+                .map(|(k, (_, peak))| (k.clone(), json!(peak)))
+                .collect::<serde_json::Map<String, Value>>(),
             "throttledThreshold": c.throttled_threshold,
             "throttledConcurrency": c.throttled_concurrency,
             "frozen": self.frozen.load(Ordering::SeqCst),

@@ -641,11 +641,16 @@ fn org_id(req: &Request) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-struct InFlight<'a>(&'a App);
+/// A call in flight, overall and on its endpoint, until dropped.
+struct InFlight<'a>(&'a App, String);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut c = self.0.credits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((now, _)) = c.endpoint_in_flight.get_mut(&self.1) {
+            *now = now.saturating_sub(1);
+        }
     }
 }
 
@@ -700,10 +705,13 @@ pub async fn gate(
     }
 
     let in_flight = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let guard = InFlight(&app);
+    let guard = InFlight(&app, key.clone());
     {
         let mut c = app.credits.lock().unwrap_or_else(|e| e.into_inner());
         c.peak_in_flight = c.peak_in_flight.max(in_flight);
+        let (now, peak) = c.endpoint_in_flight.entry(key.clone()).or_insert((0, 0));
+        *now += 1;
+        *peak = (*peak).max(*now);
         if in_flight > app.cfg.effective_concurrency_cap() {
             c.throttled_concurrency += 1;
             drop(c);

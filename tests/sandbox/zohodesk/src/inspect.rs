@@ -55,6 +55,7 @@ pub async fn reset(State(app): State<Arc<App>>) -> Response {
         c.throttled_threshold = 0;
         c.throttled_concurrency = 0;
         c.peak_in_flight = 0;
+        c.endpoint_in_flight.clear();
     }
     app.stats.lock().unwrap_or_else(|e| e.into_inner()).clear();
     app.frozen.store(false, Ordering::SeqCst);

@@ -20,8 +20,11 @@ use serde_json::{Map, Value, json};
 fn spec_dir() -> PathBuf {
     match std::env::var("ZOHO_DESK_OAS_DIR") {
         Ok(d) => PathBuf::from(d),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../../shared/specs/zoho-desk/v1.0"),
+        Err(_) => PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../../../shared/specs/zoho-desk/v1.0"),
     }
 }
 
