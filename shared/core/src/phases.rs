@@ -225,8 +225,12 @@ pub async fn preflight(job: &Job) -> Result<Scoping> {
     let conc = job.settings.load_concurrency_for(dest.concurrency_cap) as f64;
     scoping.estimated_minutes =
         (calls / conc) * (scoping.measured_source_latency_ms.max(20.0) / 1000.0) / 60.0;
-    for kind in ObjectKind::LOADED {
-        if let Some(n) = job.dest.count(kind).await? {
+    // The kinds counted at once (the destination's client keeps within its cap).
+    let baseline =
+        futures::future::try_join_all(ObjectKind::LOADED.iter().map(|k| job.dest.count(*k)))
+            .await?;
+    for (kind, n) in ObjectKind::LOADED.iter().zip(baseline) {
+        if let Some(n) = n {
             scoping.destination_baseline.insert(kind.to_string(), n);
         }
     }

@@ -14,6 +14,7 @@ use deskshift_core::model::{
 };
 use deskshift_core::ports::{PageRequest, RawPage, Source};
 use deskshift_core::util::{Secret, check_fetch_url, local_to_utc, utc_to_local};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -232,12 +233,28 @@ impl Source for IvinexSource {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // Every tab's field list at once (the client keeps within its concurrency), in tab order.
+        let named: Vec<(Value, String)> = tabs
+            .into_iter()
+            .filter_map(|t| {
+                let name = t.get("Name").and_then(Value::as_str)?.to_string();
+                Some((t, name))
+            })
+            .collect();
+        let calls: Vec<_> = named
+            .iter()
+            .map(|(_, name)| {
+                let body = json!({ "Tab": name });
+                async move { self.call("GetFields", body).await }
+            })
+            .collect();
+        let answers: Vec<Value> = futures::stream::iter(calls)
+            .buffered(self.config.max_concurrency.max(1))
+            .try_collect()
+            .await?;
         let mut collections = Vec::new();
-        for tab in tabs {
-            let Some(name) = tab.get("Name").and_then(Value::as_str) else {
-                continue;
-            };
-            let fields = self.call("GetFields", json!({"Tab": name})).await?;
+        for ((tab, name), fields) in named.iter().zip(answers) {
+            let name = name.as_str();
             let list = fields
                 .get("Fields")
                 .and_then(Value::as_array)
