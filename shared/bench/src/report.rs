@@ -90,7 +90,7 @@ pub fn print_run(label: &str, r: &RunResult) {
     println!(
         "Zoho credits {} (estimate {}), peak in flight {}, 429 for concurrency {}, failed records {}, engine VmHWM {:.0} MB (sandbox process {:.0} MB, started in {:.1} s), engine CPU {:.0} us/ticket",
         r.credits_used,
-        r.credits_estimated,
+        estimate_text(r),
         r.peak_in_flight,
         r.throttled_concurrency,
         r.failed_records,
@@ -106,6 +106,22 @@ pub fn print_run(label: &str, r: &RunResult) {
             floor_per_ticket(r)
         );
     }
+}
+
+/// The pre-flight's estimate of the Zoho Desk credits a run spends, where it makes one. On the
+/// first path Zoho Desk is the destination and the pre-flight's call estimate is its credits; on the
+/// second Zoho Desk is the source, whose credits the pre-flight does not estimate (its
+/// `estimated_credits` there are JSM calls, which cost no credits).
+fn credit_estimate(r: &RunResult) -> Option<u64> {
+    (r.path == Some(MigrationPath::IvinexZoho)).then_some(r.credits_estimated)
+}
+
+fn estimate_text(r: &RunResult) -> String {
+    credit_estimate(r).map_or("none".into(), |n| n.to_string())
+}
+
+fn credits_off(r: &RunResult) -> String {
+    credit_estimate(r).map_or("-".into(), |n| pct(r.credits_used, n))
 }
 
 fn path_label(r: &RunResult) -> &'static str {
@@ -171,7 +187,9 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
          user + system CPU over the phases at zero latency, divided by the tickets. **Bare exchange** = the engine process's CPU \
          for one small GET to the sandbox through a default reqwest client at the same concurrency (3,000 of them after the \
          zero-latency run); **calls x bare** = the run's source and destination calls per ticket at that price: the part of \
-         the CPU per ticket that any engine making those calls spends.\n"
+         the CPU per ticket that any engine making those calls spends. **Zoho credits** = the credits the Zoho Desk org \
+         spent (the destination on the first path, the source on the second); **estimate** = the pre-flight's estimate of \
+         them, made for a Zoho Desk destination only (none on the second path).\n"
     );
     let _ = writeln!(
         s,
@@ -198,8 +216,8 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
             min_total(r),
             pct(r.dest_calls, min_total(r)),
             r.credits_used,
-            r.credits_estimated,
-            pct(r.credits_used, r.credits_estimated),
+            estimate_text(r),
+            credits_off(r),
             serial_wall,
             speedup,
             r.vm_hwm_kb.max(set.zero.vm_hwm_kb) as f64 / 1024.0,
@@ -260,7 +278,7 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
                  validated {}; engine VmHWM {:.0} MB (RSS {:.0} MB before the run); sandbox process {:.0} MB after start ({:.1} s to \
                  generate and load the tenant); engine CPU {:.0} ms ({:.0} us/ticket).",
                 r.credits_used,
-                r.credits_estimated,
+                estimate_text(r),
                 r.peak_in_flight,
                 r.throttled_concurrency,
                 r.failed_records,

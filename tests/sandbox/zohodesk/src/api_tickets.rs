@@ -682,12 +682,13 @@ pub async fn threads(
     Path(ticket): Path<String>,
     Query(q): Query<Q>,
 ) -> ZResult {
-    let db = app.db();
+    let mut db = app.db();
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 10);
-    let mut items: Vec<&Rec> = db
-        .threads
-        .values()
+    let ids = db.children("threads", &ticket);
+    let mut items: Vec<&Rec> = ids
+        .iter()
+        .filter_map(|id| db.threads.get(id))
         .filter(|t| {
             !is_trashed(t) && t.get("_ticketId").and_then(Value::as_str) == Some(ticket.as_str())
         })
@@ -791,13 +792,14 @@ pub async fn comments(
     Path(ticket): Path<String>,
     Query(q): Query<Q>,
 ) -> ZResult {
-    let db = app.db();
+    let mut db = app.db();
     ticket_key(&db, &ticket)?;
     let (from, limit) = paging(&q, 50);
     let inc = includes(&q);
-    let mut items: Vec<&Rec> = db
-        .comments
-        .values()
+    let ids = db.children("comments", &ticket);
+    let mut items: Vec<&Rec> = ids
+        .iter()
+        .filter_map(|id| db.comments.get(id))
         .filter(|c| {
             !is_trashed(c) && c.get("_ticketId").and_then(Value::as_str) == Some(ticket.as_str())
         })

@@ -61,6 +61,18 @@ pub struct Db {
     /// Ticket, thread and comment attachments; `_parent` says which.
     pub attachments: BTreeMap<u64, Blob>,
     pub uploads: BTreeMap<u64, Blob>,
+    /// Threads and comments by ticket, for the per-ticket lists (see [`Db::children`]).
+    pub thread_index: ChildIndex,
+    pub comment_index: ChildIndex,
+}
+
+/// Record ids by `_ticketId`, rebuilt when its table has changed since (a record's ticket never
+/// changes after its insert, so only inserts and removals make the index stale).
+#[derive(Default)]
+pub struct ChildIndex {
+    /// (records, highest id, next id) of the table when the index was built.
+    built_at: Option<(usize, Option<u64>, u64)>,
+    by_ticket: HashMap<String, Vec<u64>>,
 }
 
 pub const ID_BASE: u64 = 1_892_000_000_100_000;
@@ -74,6 +86,27 @@ impl Db {
         };
         db.org = organization(org_id, edition);
         db
+    }
+
+    /// Ids of the threads or comments (`kind`) of `ticket`, ascending; each still to be checked
+    /// against the table (a record removed and another inserted between two calls can leave the
+    /// count and the highest id as they were).
+    pub fn children(&mut self, kind: &str, ticket: &str) -> Vec<u64> {
+        let (table, index) = match kind {
+            "threads" => (&self.threads, &mut self.thread_index),
+            _ => (&self.comments, &mut self.comment_index),
+        };
+        let at = (table.len(), table.keys().next_back().copied(), self.next_id);
+        if index.built_at != Some(at) {
+            index.by_ticket.clear();
+            for (id, r) in table {
+                if let Some(t) = r.get("_ticketId").and_then(Value::as_str) {
+                    index.by_ticket.entry(t.to_string()).or_default().push(*id);
+                }
+            }
+            index.built_at = Some(at);
+        }
+        index.by_ticket.get(ticket).cloned().unwrap_or_default()
     }
 
     pub fn id(&mut self) -> u64 {

@@ -858,6 +858,17 @@ async fn ticket_with_contact_object_matches_or_creates_the_contact() {
     ctx.stop().await;
 }
 
+/// The ids a ticket's comment list shows, in its order.
+async fn comment_ids(ctx: &Ctx, tid: &str) -> Vec<String> {
+    let v = ctx.ok_json(&format!("/tickets/{tid}/comments")).await;
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn comments_tasks_tags_and_patch_flow() {
     let ctx = Ctx::default().await;
@@ -872,6 +883,23 @@ async fn comments_tasks_tags_and_patch_flow() {
     let cid = c["id"].as_str().unwrap();
     assert_eq!(c["isPublic"], false);
     assert_eq!(c["modifiedTime"], Value::Null);
+    // The ticket's list follows creates and deletes (it is served from an index by ticket).
+    assert_eq!(comment_ids(&ctx, tid).await, [cid]);
+    let second = ctx
+        .create(
+            &format!("/tickets/{tid}/comments"),
+            &json!({"content": "second", "isPublic": true, "contentType": "plainText"}),
+        )
+        .await;
+    let second = second["id"].as_str().unwrap();
+    assert_eq!(comment_ids(&ctx, tid).await, [cid, second]);
+    assert_eq!(
+        ctx.delete(&format!("/tickets/{tid}/comments/{second}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(comment_ids(&ctx, tid).await, [cid]);
     let edited = ctx
         .patch(
             &format!("/tickets/{tid}/comments/{cid}"),
