@@ -447,6 +447,19 @@ pub async fn account_get(State(app): State<Arc<App>>, Path(id): Path<String>) ->
     ok(render_account(&db, r, true))
 }
 
+/// Zoho Desk keeps account names unique among live accounts (`except`: the account being renamed).
+fn check_account_name_free(db: &Db, name: &str, except: Option<u64>) -> Result<(), ZErr> {
+    let taken = db.accounts.iter().any(|(k, a)| {
+        Some(*k) != except
+            && !is_trashed(a)
+            && a.get("accountName").and_then(Value::as_str) == Some(name)
+    });
+    if taken {
+        return Err(ZErr::invalid_one("/accountName", "duplicate"));
+    }
+    Ok(())
+}
+
 pub async fn account_create(State(app): State<Arc<App>>, body: Bytes) -> ZResult {
     let body = body_obj(&body)?;
     check_keys(&body, ACCOUNT_KEYS)?;
@@ -454,11 +467,7 @@ pub async fn account_create(State(app): State<Arc<App>>, body: Bytes) -> ZResult
     let name = nonempty(&body, "accountName")
         .ok_or_else(|| ZErr::invalid_one("/accountName", "missing"))?;
     check_len(&body, "accountName", 200)?;
-    if db.accounts.values().any(|a| {
-        !is_trashed(a) && a.get("accountName").and_then(Value::as_str) == Some(name.as_str())
-    }) {
-        return Err(ZErr::invalid_one("/accountName", "duplicate"));
-    }
+    check_account_name_free(&db, &name, None)?;
     check_email(&body, "email")?;
     check_owner(&db, &body)?;
     let cf = validate_cf(&db, "accounts", None, body.get("cf"))?;
@@ -501,14 +510,8 @@ pub async fn account_patch(
     }
     check_len(&body, "accountName", 200)?;
     let key: u64 = id.parse().map_err(|_| ZErr::not_found())?;
-    if let Some(name) = nonempty(&body, "accountName")
-        && db.accounts.iter().any(|(k, a)| {
-            *k != key
-                && !is_trashed(a)
-                && a.get("accountName").and_then(Value::as_str) == Some(name.as_str())
-        })
-    {
-        return Err(ZErr::invalid_one("/accountName", "duplicate"));
+    if let Some(name) = nonempty(&body, "accountName") {
+        check_account_name_free(&db, &name, Some(key))?;
     }
     check_email(&body, "email")?;
     check_owner(&db, &body)?;
