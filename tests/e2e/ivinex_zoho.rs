@@ -434,6 +434,38 @@ async fn full_migration_arrives_field_by_field() {
         attachments["over_limit"].as_u64().unwrap() > 0,
         "files over 25 MB are flagged"
     );
+    // A file that could not be moved (Zoho Desk takes no files on accounts or contacts) keeps its
+    // bytes in the stage, named in the report; a moved file leaves no staged copy.
+    let blobs = h.job_dir().join("stage/blobs");
+    let mut kept = std::collections::BTreeSet::new();
+    for p in attachments["problems"].as_array().unwrap() {
+        if !matches!(text(&p["record_kind"]).as_str(), "account" | "contact") {
+            continue;
+        }
+        let key = text(&p["kept"]);
+        let staged = std::fs::read(h.job_dir().join("stage").join(&key))
+            .unwrap_or_else(|e| panic!("{} kept as {key:?}: {e}", text(&p["file_name"])));
+        let source = h
+            .http
+            .get(text(&p["url"]))
+            .basic_auth("api@acme.test", Some("sandbox-secret"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            md5_hex(&staged),
+            md5_hex(&source),
+            "kept bytes of {}",
+            text(&p["file_name"])
+        );
+        kept.insert(key);
+    }
+    assert!(!kept.is_empty(), "account and contact files are reported");
+    let staged_blobs = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(staged_blobs, kept.len(), "only files not moved are staged");
     let validation: Value = serde_json::from_str(
         &std::fs::read_to_string(h.job_dir().join("reports/validation.json")).unwrap(),
     )

@@ -85,9 +85,31 @@ async fn zoho_desk_to_jsm_arrives() {
     )
     .await;
     h.approve().await;
+    // The pre-flight counts the Zoho Desk credits its read spent as the org counts them.
+    let credits_used = |stats: &Value| stats["counters"]["creditsUsed"].as_u64().unwrap();
+    let before_preflight = credits_used(&h.zoho_stats().await);
+    let out = h.cli_ok(&["preflight"]).await;
+    assert!(out.contains("Source credits"), "{out}");
+    let after_preflight = credits_used(&h.zoho_stats().await) - before_preflight;
+    let scoping: Value = serde_json::from_slice(
+        &std::fs::read(h.job_dir().join("stage/reports/scoping.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        scoping["source_credits_spent"].as_u64(),
+        Some(after_preflight),
+        "credits of the pre-flight's read"
+    );
     let started = std::time::Instant::now();
     h.cli_ok(&["run"]).await;
     eprintln!("first run of {TICKETS} tickets: {:?}", started.elapsed());
+    // Its estimate of the whole run's credits (the read, plus the file downloads) holds within 10 %.
+    let spent = credits_used(&h.zoho_stats().await) - before_preflight;
+    let estimate = scoping["estimated_source_credits"].as_u64().unwrap();
+    assert!(
+        spent.abs_diff(estimate) * 10 <= estimate && spent > after_preflight,
+        "Zoho Desk credits: {spent} spent, {estimate} estimated ({after_preflight} by the pre-flight)"
+    );
 
     let zoho = h.zoho().await;
     let jira = h.jira().await;
@@ -470,6 +492,16 @@ async fn zoho_desk_to_jsm_arrives() {
             >= 4,
         "{seen_status:?}"
     );
+    // Each Zoho file was downloaded once: an inline image stored with its description or comment
+    // is not fetched again by the attachments pass.
+    let downloads: u64 = h
+        .zoho_requests()
+        .await
+        .iter()
+        .filter(|(k, _)| k.ends_with("/content"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(downloads, attachments.len() as u64, "Zoho file downloads");
     // The bytes of every Zoho file, read from the source, are those Jira holds.
     let md5s: BTreeSet<String> = list(&jira, "attachments")
         .iter()

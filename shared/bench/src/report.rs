@@ -90,7 +90,7 @@ pub fn print_run(label: &str, r: &RunResult) {
     println!(
         "Zoho credits {} (estimate {}), peak in flight {}, 429 for concurrency {}, failed records {}, engine VmHWM {:.0} MB (sandbox process {:.0} MB, started in {:.1} s), engine CPU {:.0} us/ticket",
         r.credits_used,
-        estimate_text(r),
+        estimate_detail(r),
         r.peak_in_flight,
         r.throttled_concurrency,
         r.failed_records,
@@ -108,16 +108,26 @@ pub fn print_run(label: &str, r: &RunResult) {
     }
 }
 
-/// The pre-flight's estimate of the Zoho Desk credits a run spends, where it makes one. On the
-/// first path Zoho Desk is the destination and the pre-flight's call estimate is its credits; on the
-/// second Zoho Desk is the source, whose credits the pre-flight does not estimate (its
-/// `estimated_credits` there are JSM calls, which cost no credits).
+/// The pre-flight's estimate of the Zoho Desk credits a run spends, where it made one (results
+/// of older runs on the second path hold the JSM call estimate there: not credits, not shown).
 fn credit_estimate(r: &RunResult) -> Option<u64> {
-    (r.path == Some(MigrationPath::IvinexZoho)).then_some(r.credits_estimated)
+    match r.path {
+        Some(MigrationPath::IvinexZoho) => Some(r.credits_estimated),
+        Some(MigrationPath::ZohoJsm) => r.source_credits_preflight.map(|_| r.credits_estimated),
+        None => None,
+    }
 }
 
 fn estimate_text(r: &RunResult) -> String {
     credit_estimate(r).map_or("none".into(), |n| n.to_string())
+}
+
+/// The estimate, and on the second path the pre-flight's own part of it.
+fn estimate_detail(r: &RunResult) -> String {
+    match (credit_estimate(r), r.source_credits_preflight) {
+        (Some(n), Some(p)) => format!("{n}, of which the pre-flight's own read {p}"),
+        _ => estimate_text(r),
+    }
 }
 
 fn credits_off(r: &RunResult) -> String {
@@ -189,7 +199,9 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
          zero-latency run); **calls x bare** = the run's source and destination calls per ticket at that price: the part of \
          the CPU per ticket that any engine making those calls spends. **Zoho credits** = the credits the Zoho Desk org \
          spent (the destination on the first path, the source on the second); **estimate** = the pre-flight's estimate of \
-         them, made for a Zoho Desk destination only (none on the second path).\n"
+         them: on the first path its destination call estimate (per record of each kind, plus files); on the second the \
+         credits its own survey spent (it is the source's full read, staged for the extract) plus one download per file, \
+         so there only the rest of the run is predicted (the run's summary gives the pre-flight's part).\n"
     );
     let _ = writeln!(
         s,
@@ -278,7 +290,7 @@ pub fn markdown(sets: &[SizeSet], machine: &str, latency_ms: u64, cap: u32) -> S
                  validated {}; engine VmHWM {:.0} MB (RSS {:.0} MB before the run); sandbox process {:.0} MB after start ({:.1} s to \
                  generate and load the tenant); engine CPU {:.0} ms ({:.0} us/ticket).",
                 r.credits_used,
-                estimate_text(r),
+                estimate_detail(r),
                 r.peak_in_flight,
                 r.throttled_concurrency,
                 r.failed_records,

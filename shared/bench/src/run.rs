@@ -81,6 +81,9 @@ pub struct RunResult {
     pub source_calls: u64,
     pub credits_used: u64,
     pub credits_estimated: u64,
+    /// Credits the pre-flight itself spent, where Zoho Desk is the source (its survey is the read).
+    #[serde(default)]
+    pub source_credits_preflight: Option<u64>,
     pub throttled_concurrency: u64,
     pub peak_in_flight: u64,
     /// CPU of the engine's process over the phases (the sandboxes run in another process).
@@ -328,7 +331,13 @@ async fn run_engine(sb: &mut SandboxProcess, spec: &RunSpec) -> anyhow::Result<R
         .map(|b| serde_json::from_slice(&b))
         .transpose()?
         .unwrap_or_default();
-    out.credits_estimated = scoping["estimated_credits"].as_u64().unwrap_or(0);
+    // The Zoho Desk org's credits: the destination's on the first path, the source's on the second.
+    out.credits_estimated = match spec.path {
+        MigrationPath::IvinexZoho => scoping["estimated_credits"].as_u64(),
+        MigrationPath::ZohoJsm => scoping["estimated_source_credits"].as_u64(),
+    }
+    .unwrap_or(0);
+    out.source_credits_preflight = scoping["source_credits_spent"].as_u64();
     if spec.latency_ms == 0 {
         let base = sb.info.zoho["api_base"].as_str().unwrap_or_default();
         out.call_floor_us = call_floor_us(base, spec.concurrency).await?;

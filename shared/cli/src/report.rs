@@ -153,6 +153,12 @@ pub fn print_scoping(s: &Scoping) {
         s.credits_fit_in_one_day,
         s.estimated_minutes
     );
+    if let (Some(spent), Some(total)) = (s.source_credits_spent, s.estimated_source_credits) {
+        println!(
+            "Source credits: {spent} spent by this pre-flight, ~{total} for the whole run (file downloads \
+             included); the source's daily allowance also serves its live integrations"
+        );
+    }
 }
 
 pub fn print_map(map: &FieldMap) {

@@ -108,7 +108,15 @@ pub struct Scoping {
     pub department_mapping: BTreeMap<String, String>,
     pub source_calls: u64,
     pub estimated_destination_calls: u64,
+    /// The destination's credits (where it bills calls against a daily allowance).
     pub estimated_credits: u64,
+    /// Credits the source's account spent on this pre-flight (a source that bills calls).
+    #[serde(default)]
+    pub source_credits_spent: Option<u64>,
+    /// The source's credits the whole run spends: this pre-flight's, one download per file under
+    /// the size limit, and a second full read when the extract cannot reuse the pre-flight's pages.
+    #[serde(default)]
+    pub estimated_source_credits: Option<u64>,
     pub credits_fit_in_one_day: bool,
     pub estimated_minutes: f64,
     pub measured_source_latency_ms: f64,
@@ -118,6 +126,7 @@ pub struct Scoping {
 
 pub async fn preflight(job: &Job) -> Result<Scoping> {
     let started = std::time::Instant::now();
+    let credits_before = job.source.credits_spent();
     let schema = job.source.discover().await?;
     let dest = job.describe().await?;
     let mut scoping = Scoping {
@@ -214,6 +223,21 @@ pub async fn preflight(job: &Job) -> Result<Scoping> {
         }
     }
     scoping.source_calls = source_calls;
+    if let (Some(before), Some(after)) = (credits_before, job.source.credits_spent()) {
+        let spent = after.saturating_sub(before);
+        let files: u64 = scoping
+            .collections
+            .iter()
+            .map(|c| c.attachments - c.attachments_over_limit)
+            .sum();
+        let reread = if job.settings.preflight_reuse_minutes > 0 {
+            0
+        } else {
+            spent
+        };
+        scoping.source_credits_spent = Some(spent);
+        scoping.estimated_source_credits = Some(spent + files + reread);
+    }
     scoping.estimated_destination_calls = calls.ceil() as u64;
     scoping.estimated_credits = scoping.estimated_destination_calls;
     scoping.credits_fit_in_one_day = dest
@@ -2043,6 +2067,7 @@ async fn load_context(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
             .collect(),
         source_platform: job.source.platform().to_string(),
         inline_images: BTreeMap::new(),
+        stored_images: Default::default(),
     })
 }
 
@@ -2121,6 +2146,7 @@ impl LoadEnv<'_> {
         let kind = self.kind;
         let id = record.source_id().to_string();
         let mut ctx = self.base.clone();
+        ctx.stored_images = Default::default();
         let mut record = record.clone();
         for (rk, sid) in record.references() {
             match job.crosswalk.get(rk, &sid).await? {
@@ -2191,6 +2217,7 @@ impl LoadEnv<'_> {
                     }
                     self.audit(AuditOp::Update, &id, Some(&dest_id), &hash)
                         .await?;
+                    self.keep_stored_images(record, &ctx);
                     job.crosswalk
                         .put_batch(&[self.link(&id, Some(dest_id), LinkStatus::Created, &hash)])
                         .await?;
@@ -2267,9 +2294,53 @@ impl LoadEnv<'_> {
         };
         let entry = (status == LinkStatus::Created)
             .then(|| self.audit_entry(AuditOp::Create, &id, Some(&dest_id), &hash));
+        self.keep_stored_images(record, &ctx);
         self.record_written(self.link(&id, Some(dest_id), status, &hash), entry)
             .await?;
         Ok(Outcome::Created)
+    }
+
+    /// The record's listed files that the destination stored as its inline images: linked now
+    /// (written with the record's own entry), so the attachments pass neither downloads nor
+    /// looks them up again.
+    fn keep_stored_images(&self, record: &CanonicalRecord, ctx: &LoadContext) {
+        let stored = ctx.stored_images.take();
+        if stored.is_empty() {
+            return;
+        }
+        let (parent_kind, parent_id) = match record {
+            CanonicalRecord::Activity(a) => (ObjectKind::Ticket, a.ticket.as_str()),
+            other => (self.kind, other.source_id()),
+        };
+        let mut w = self.written.lock().unwrap();
+        for (src, file_id) in stored {
+            let Some(image) = ctx.inline_images.get(&src) else {
+                continue;
+            };
+            let md5 = md5_hex(&image.bytes);
+            for a in record.attachments().iter().filter(|a| a.url == src) {
+                let key = attachment_key(parent_kind, parent_id, a);
+                w.0.push(Link {
+                    kind: ObjectKind::Attachment,
+                    source_id: key.clone(),
+                    dest_id: Some(file_id.clone()),
+                    status: LinkStatus::Created,
+                    payload_hash: md5.clone(),
+                    dest_hash: None,
+                    reason: None,
+                    updated_at: now_iso(),
+                });
+                w.1.push(AuditEntry {
+                    at: now_iso(),
+                    op: AuditOp::Attach,
+                    kind: ObjectKind::Attachment,
+                    source_id: key,
+                    dest_id: Some(file_id.clone()),
+                    outcome: "ok".into(),
+                    payload_hash: md5.clone(),
+                });
+            }
+        }
     }
 
     /// Keeps a written record's crosswalk entry and audit entry for the next group write (at
@@ -2512,6 +2583,10 @@ pub struct AttachmentProblem {
     pub url: String,
     pub size: Option<u64>,
     pub reason: String,
+    /// Stage key of the downloaded bytes, kept when the upload failed (`blobs/<md5>`), so a retry
+    /// or a manual transfer has the file without another download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// The kinds whose records carry files, in the order the attachments phase takes them.
@@ -2610,9 +2685,25 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
         .map(|((kind, rid, pkind, _pid, a), fetched)| {
             let report = report.clone();
             async move {
+                let mut kept = None;
+                let mut stage_note = String::new();
                 let res = match fetched {
                     Ok(Fetched::Done(outcome)) => Ok(outcome),
-                    Ok(Fetched::Ready(ready)) => upload_attachment(job, pkind, &a, ready).await,
+                    Ok(Fetched::Ready(ready)) => {
+                        let (bytes, md5) = (ready.bytes.clone(), ready.md5.clone());
+                        let res = upload_attachment(job, pkind, &a, ready).await;
+                        if res.is_err() {
+                            // The file could not be moved: its bytes stay staged with the report.
+                            let key = keys::blob(&md5);
+                            match job.stage.put(&key, bytes).await {
+                                Ok(()) => kept = Some(key),
+                                Err(e) => {
+                                    stage_note = format!(" (its bytes could not be staged: {e}; the source still has them)");
+                                }
+                            }
+                        }
+                        res
+                    }
                     Err(e) => Err(e),
                 };
                 let mut r = report.lock().unwrap();
@@ -2623,6 +2714,7 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
                     url: a.url.clone(),
                     size: a.size,
                     reason,
+                    kept: kept.clone(),
                 };
                 match res {
                     Ok(AttachOutcome::Uploaded { declared_md5_wrong }) => {
@@ -2639,7 +2731,7 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
                     }
                     Err(e) => {
                         r.failed += 1;
-                        r.problems.push(problem(e.to_string()));
+                        r.problems.push(problem(format!("{e}{stage_note}")));
                     }
                 }
                 job.progress.advance("attachments", 1);
@@ -2685,8 +2777,9 @@ struct ReadyFile {
     declared_md5_wrong: bool,
 }
 
-/// Everything before the upload: the crosswalk check, the size limit, the download, its checks,
-/// and staging the bytes.
+/// Everything before the upload: the crosswalk check, the size limit, the download and its checks.
+/// The bytes go straight to the upload; they are staged only if that fails (a copy of every
+/// moved file would double the files' storage and cost a file write each).
 async fn fetch_attachment(
     job: &Job,
     parent_kind: ObjectKind,
@@ -2754,7 +2847,6 @@ async fn fetch_attachment(
         }
         declared_md5_wrong = true;
     }
-    job.stage.put(&keys::blob(&md5), bytes.clone()).await?;
     Ok(Fetched::Ready(ReadyFile {
         key,
         parent,

@@ -50,6 +50,11 @@ pub trait Source: Send + Sync {
     fn cursor_after(&self, _cursor: Option<&str>, _pages: u64) -> Option<String> {
         None
     }
+    /// Credits this client has spent so far, where the source's platform bills API calls against
+    /// a daily allowance (Zoho Desk); None where calls cost no credits.
+    fn credits_spent(&self) -> Option<u64> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +169,24 @@ pub struct LoadContext {
     /// `<img src>` of the record's body -> the image's bytes, filled only for destinations that
     /// declare `inline_media`.
     pub inline_images: BTreeMap<String, InlineImage>,
+    /// Filled by the destination while it writes the record: (`<img src>`, the file's id as
+    /// [`Destination::attach`] names it) for each inline image it stored as a file of the record,
+    /// so the attachments pass does not download and look up that file again.
+    pub stored_images: StoredImages,
+}
+
+/// The inline images a destination stored while writing one record (see
+/// [`LoadContext::stored_images`]); each record's context gets a fresh one.
+#[derive(Clone, Debug, Default)]
+pub struct StoredImages(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl StoredImages {
+    pub fn push(&self, src: &str, file_id: String) {
+        self.0.lock().unwrap().push((src.to_string(), file_id));
+    }
+    pub fn take(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
 }
 
 /// An image a description or comment shows inline, with its bytes.

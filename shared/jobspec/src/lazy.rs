@@ -174,4 +174,10 @@ impl Source for LazyZohoSource {
             None => self.offline.cursor_after(cursor, pages),
         }
     }
+    fn credits_spent(&self) -> Option<u64> {
+        match self.client.get() {
+            Some(c) => c.credits_spent(),
+            None => self.offline.credits_spent(),
+        }
+    }
 }

@@ -485,11 +485,15 @@ api_token = {{ env = "TEST_JIRA_TOKEN" }}
             .collect()
     }
 
+    /// The Zoho Desk source's request counts and counters (credits, concurrency).
+    pub async fn zoho_stats(&self) -> Value {
+        self.get(format!("{}/__sandbox/stats", self.sb.zoho.base_url()))
+            .await
+    }
+
     /// Calls the Zoho Desk source's API has answered, by endpoint.
     pub async fn zoho_requests(&self) -> BTreeMap<String, u64> {
-        let stats = self
-            .get(format!("{}/__sandbox/stats", self.sb.zoho.base_url()))
-            .await;
+        let stats = self.zoho_stats().await;
         stats["requests"]
             .as_object()
             .unwrap()

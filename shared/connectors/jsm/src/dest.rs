@@ -127,6 +127,9 @@ pub struct Jsm {
     components: tokio::sync::Mutex<HashMap<String, HashMap<String, String>>>,
     issue_types: tokio::sync::Mutex<HashMap<String, IssueTypes>>,
     workflows: std::sync::Mutex<HashMap<String, Workflow>>,
+    /// The status (by name) a new issue of (project, issue type) was read in: later issues of that
+    /// type start their workflow walk there without a read (a wrong guess is read and corrected).
+    start_status: std::sync::Mutex<HashMap<(String, String), String>>,
     desk_members: std::sync::Mutex<HashSet<(String, String)>>,
     org_props: AtomicU8,
     reuses: std::sync::Mutex<Vec<CustomerReuse>>,
@@ -230,6 +233,7 @@ impl Jsm {
             components: tokio::sync::Mutex::new(HashMap::new()),
             issue_types: tokio::sync::Mutex::new(HashMap::new()),
             workflows: std::sync::Mutex::new(HashMap::new()),
+            start_status: std::sync::Mutex::new(HashMap::new()),
             desk_members: std::sync::Mutex::new(HashSet::new()),
             org_props: AtomicU8::new(PROPS_UNKNOWN),
             reuses: std::sync::Mutex::new(Vec::new()),
@@ -1585,7 +1589,9 @@ impl Jsm {
         let sid = &t.source_id;
         let mut fields = self.ticket_fields(key, t, ctx, update).await?;
         let html = t.description_html.as_deref().unwrap_or("");
-        let media = self.resolve_images(key, html, ctx).await?;
+        // A request this call created (the create answer gave its status) holds no files yet.
+        let fresh = !update && at.is_some();
+        let media = self.resolve_images(key, html, ctx, fresh).await?;
         if update || !media.is_empty() {
             fields.insert(
                 "description".into(),
@@ -1756,6 +1762,8 @@ impl Jsm {
             return Ok(());
         }
         let known = at.and_then(|name| self.status_named(&project, name));
+        // Whether the status was read off the issue in this walk (else it is the caller's word).
+        let mut read = known.is_none();
         let found = match known {
             Some(k) => Some(k),
             None => self.status_of(key).await?,
@@ -1830,6 +1838,24 @@ impl Jsm {
                 Ok(a) if a.status.is_success() => {
                     at_id = step.to_id.clone();
                     at_name = step.to_name.clone();
+                }
+                Ok(a) if a.status.as_u16() == 400 && !read => {
+                    // The issue may not be where the caller said (an automation moved it): read
+                    // it before learning anything from its transitions.
+                    read = true;
+                    let Some((id, name)) = self.status_of(key).await? else {
+                        return Err(Error::data(
+                            kind,
+                            source_id,
+                            format!("issue {key} no longer exists in Jira"),
+                        ));
+                    };
+                    if id == at_id && refreshed.insert(at_id.clone()) {
+                        self.learn_transitions(&project, key, &at_id, &at_name)
+                            .await?;
+                    }
+                    at_id = id;
+                    at_name = name;
                 }
                 Ok(a) if a.status.as_u16() == 400 && refreshed.insert(at_id.clone()) => {
                     // The workflow may differ per issue type or have changed: learn again.
@@ -2144,24 +2170,29 @@ impl Jsm {
         }
     }
 
-    /// Uploads one inline image to the issue (once: a file of the same derived name is reused) and
-    /// returns what ADF `media` needs.
+    /// Uploads one inline image to the issue (once: a file of the same derived name is reused,
+    /// looked up unless the issue is `fresh`, i.e. just created by the caller) and returns what ADF
+    /// `media` needs.
     pub async fn upload_inline_image(
         &self,
         key: &str,
         src: &str,
         image: &InlineImage,
+        fresh: bool,
     ) -> Result<MediaRef> {
         let stored = inline_name(src, &image.file_name);
-        let existing = self
-            .issue_attachments(key)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .find(|x| {
-                s(x, "filename").as_deref() == Some(stored.as_str())
-                    && x.get("size").and_then(Value::as_u64) == Some(image.bytes.len() as u64)
-            });
+        let existing = if fresh {
+            None
+        } else {
+            self.issue_attachments(key)
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .find(|x| {
+                    s(x, "filename").as_deref() == Some(stored.as_str())
+                        && x.get("size").and_then(Value::as_u64) == Some(image.bytes.len() as u64)
+                })
+        };
         let att = match existing {
             Some(a) => a,
             None => {
@@ -2186,11 +2217,14 @@ impl Jsm {
 
     /// Uploads the images `html` references whose bytes the engine downloaded (`ctx.inline_images`)
     /// or a caller provided ([`Jsm::provide_inline_image`]); a failed image stays text (logged).
+    /// `fresh`: the issue was created by this call, so it holds no file an earlier attempt left.
+    /// Each image stored is noted in `ctx.stored_images`.
     async fn resolve_images(
         &self,
         key: &str,
         html: &str,
         ctx: &LoadContext,
+        fresh: bool,
     ) -> Result<HashMap<String, MediaRef>> {
         let mut out = HashMap::new();
         if !html.contains("<img") && !html.contains("<IMG") {
@@ -2205,8 +2239,10 @@ impl Jsm {
                 None => self.images.lock().unwrap().get(&src).cloned(),
             };
             let Some(image) = image else { continue };
-            match self.upload_inline_image(key, &src, &image).await {
+            match self.upload_inline_image(key, &src, &image, fresh).await {
                 Ok(m) => {
+                    ctx.stored_images
+                        .push(&src, format!("{key}:{}", m.attachment_id));
                     out.insert(src, m);
                 }
                 Err(e) if !e.is_transient() => {
@@ -2237,7 +2273,7 @@ impl Jsm {
                 .collect();
             lead.push(adf::text_paragraph(&extra.join("; ")));
         }
-        let media = self.resolve_images(key, &a.body_html, ctx).await?;
+        let media = self.resolve_images(key, &a.body_html, ctx, false).await?;
         let doc = adf::html_to_doc(lead, &a.body_html, &|src| media.get(src).cloned());
         Ok(json!({
             "body": doc,
@@ -2458,7 +2494,26 @@ impl Jsm {
             message: "the created issue came back without a key".into(),
         })?;
         if let Some(st) = t.status.as_deref().filter(|s| !s.trim().is_empty()) {
-            self.walk_to(ObjectKind::Task, &t.source_id, &key, st, None)
+            let start_key = (project.clone(), fields["issuetype"].to_string());
+            let known = self.start_status.lock().unwrap().get(&start_key).cloned();
+            let at = match known {
+                Some(name) => name,
+                None => {
+                    let Some((_, name)) = self.status_of(&key).await? else {
+                        return Err(Error::data(
+                            ObjectKind::Task,
+                            &t.source_id,
+                            format!("issue {key} no longer exists in Jira"),
+                        ));
+                    };
+                    self.start_status
+                        .lock()
+                        .unwrap()
+                        .insert(start_key, name.clone());
+                    name
+                }
+            };
+            self.walk_to(ObjectKind::Task, &t.source_id, &key, st, Some(&at))
                 .await?;
         }
         Ok(key)

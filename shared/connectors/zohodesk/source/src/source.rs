@@ -1014,6 +1014,10 @@ impl Source for ZohoDeskSource {
         "Zoho Desk"
     }
 
+    fn credits_spent(&self) -> Option<u64> {
+        Some(self.spend().credits)
+    }
+
     async fn discover(&self) -> Result<SourceSchema> {
         self.schema
             .get_or_try_init(|| self.build_schema())
