@@ -808,6 +808,62 @@ impl<'a> StagedRecords<'a> {
     }
 }
 
+/// What a scan over every staged record needs of each: its id, its files and the text of one
+/// field. Parsed without building the record's other fields (they are skipped as raw JSON), which
+/// makes a scan several times cheaper than reading the records.
+pub(crate) struct RecordHead {
+    pub id: String,
+    pub attachments: Vec<AttachmentRef>,
+    /// The text of the field asked for, if the record has it.
+    pub field: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BorrowedHead<'a> {
+    id: String,
+    #[serde(borrow)]
+    fields: BTreeMap<&'a str, &'a serde_json::value::RawValue>,
+    #[serde(default)]
+    attachments: Vec<AttachmentRef>,
+}
+
+/// The heads of a staged page's records (see [`RecordHead`]), with `field`'s text.
+pub(crate) async fn staged_heads(
+    job: &Job,
+    page: &str,
+    field: Option<&str>,
+) -> Result<Vec<RecordHead>> {
+    let Some(bytes) = job.stage.get(page).await? else {
+        return Ok(Vec::new());
+    };
+    let text_of = |raw: &serde_json::value::RawValue| {
+        serde_json::from_str::<serde_json::Value>(raw.get())
+            .map(|v| value_text(&v))
+            .ok()
+    };
+    match serde_json::from_slice::<Vec<BorrowedHead>>(&bytes) {
+        Ok(heads) => Ok(heads
+            .into_iter()
+            .map(|h| RecordHead {
+                field: field
+                    .and_then(|f| h.fields.get(f).copied())
+                    .and_then(text_of),
+                id: h.id,
+                attachments: h.attachments,
+            })
+            .collect()),
+        // A field name with an escape in it cannot be borrowed: read the records whole.
+        Err(_) => Ok(serde_json::from_slice::<Vec<RawRecord>>(&bytes)?
+            .into_iter()
+            .map(|r| RecordHead {
+                field: field.and_then(|f| r.fields.get(f)).map(value_text),
+                id: r.id,
+                attachments: r.attachments,
+            })
+            .collect()),
+    }
+}
+
 /// The records that mapped fields look up without loading them (custom modules), by name.
 pub async fn lookups(job: &Job, map: &FieldMap) -> Result<crate::transform::Lookups> {
     let mut out = crate::transform::Lookups::new();
@@ -1386,9 +1442,8 @@ pub async fn thread_batches(
     let mut order: Vec<String> = Vec::new();
     let mut index: HashMap<String, (usize, Vec<usize>)> = HashMap::new();
     for (i, page) in pages.iter().enumerate() {
-        let raws: Vec<RawRecord> = get_json(job, page).await?.unwrap_or_default();
-        for raw in &raws {
-            let ticket = raw_ticket(raw, ticket_field);
+        for head in staged_heads(job, page, ticket_field).await? {
+            let ticket = head.field.unwrap_or_default();
             let entry = index.entry(ticket).or_insert_with_key(|t| {
                 order.push(t.clone());
                 (0, Vec::new())
@@ -2630,35 +2685,32 @@ pub async fn attachments(job: &Job) -> Result<AttachmentsReport> {
                 continue;
             };
             let ticket_field = cm.standard("ticket").map(|f| f.source.clone());
-            let mut records = StagedRecords::new(job, &cm.collection).await?;
-            while let Some(raw) = records.next().await? {
-                if raw.attachments.is_empty() {
-                    continue;
-                }
-                let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
-                    continue;
-                };
-                if !matches!(link.status, LinkStatus::Created) {
-                    continue;
-                }
-                // An activity's files go on its ticket: comments take no files of their own here.
-                let (parent_kind, parent_id) = if kind == ObjectKind::Activity {
-                    let Some(tid) = ticket_field
-                        .as_ref()
-                        .and_then(|f| raw.fields.get(f))
-                        .map(value_text)
-                    else {
+            for page in staged_pages(job, &cm.collection).await? {
+                for raw in staged_heads(job, &page, ticket_field.as_deref()).await? {
+                    if raw.attachments.is_empty() {
+                        continue;
+                    }
+                    let Some(link) = job.crosswalk.get(kind, &raw.id).await? else {
                         continue;
                     };
-                    (ObjectKind::Ticket, tid)
-                } else {
-                    (kind, raw.id.clone())
-                };
-                for a in raw.attachments {
-                    total += 1;
-                    let item = (kind, raw.id.clone(), parent_kind, parent_id.clone(), a);
-                    if futures::SinkExt::send(&mut found_tx, item).await.is_err() {
-                        return Ok(total);
+                    if !matches!(link.status, LinkStatus::Created) {
+                        continue;
+                    }
+                    // An activity's files go on its ticket: comments take no files of their own.
+                    let (parent_kind, parent_id) = if kind == ObjectKind::Activity {
+                        let Some(tid) = raw.field else {
+                            continue;
+                        };
+                        (ObjectKind::Ticket, tid)
+                    } else {
+                        (kind, raw.id.clone())
+                    };
+                    for a in raw.attachments {
+                        total += 1;
+                        let item = (kind, raw.id.clone(), parent_kind, parent_id.clone(), a);
+                        if futures::SinkExt::send(&mut found_tx, item).await.is_err() {
+                            return Ok(total);
+                        }
                     }
                 }
             }
@@ -3076,12 +3128,17 @@ pub async fn validate(job: &Job) -> Result<ValidationReport> {
             }
             let mut records: HashMap<String, RawRecord> = HashMap::new();
             for (p, ids) in &wanted {
-                let raws: Vec<RawRecord> = get_json(job, &pages[*p]).await?.unwrap_or_default();
-                records.extend(
-                    raws.into_iter()
-                        .filter(|r| ids.contains(r.id.as_str()))
-                        .map(|r| (r.id.clone(), r)),
-                );
+                // Only the sampled records of the page are read whole.
+                let Some(bytes) = job.stage.get(&pages[*p]).await? else {
+                    continue;
+                };
+                let raws: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&bytes)?;
+                for raw in raws {
+                    let staged: StagedId = serde_json::from_str(raw.get())?;
+                    if ids.contains(staged.id.as_str()) {
+                        records.insert(staged.id, serde_json::from_str(raw.get())?);
+                    }
+                }
             }
             let mut picked = Vec::with_capacity(chunk.len());
             for (_, id, dest_id) in chunk {

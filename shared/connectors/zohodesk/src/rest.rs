@@ -124,6 +124,23 @@ fn id_of(v: &Value) -> Option<String> {
     s(v, "id")
 }
 
+/// The `id` of a create answer (a string, or a number on some endpoints).
+#[derive(serde::Deserialize)]
+struct CreatedId {
+    #[serde(default)]
+    id: Option<Value>,
+}
+
+impl CreatedId {
+    fn text(&self) -> Option<String> {
+        match self.id.as_ref()? {
+            Value::String(t) if !t.is_empty() => Some(t.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
 fn digits(kind: ObjectKind, id: &str) -> Result<()> {
     if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
@@ -785,8 +802,9 @@ impl ZohoDesk {
                 .await
             {
                 Ok(answer) if answer.status.is_success() => {
-                    let v = self.client.json(endpoint, &answer)?;
-                    return id_of(&v).map(&compose).ok_or_else(|| Error::Api {
+                    // Only the id is used: the rest of the echoed record is skipped unparsed.
+                    let created: CreatedId = answer.json(PLATFORM, endpoint)?;
+                    return created.text().map(&compose).ok_or_else(|| Error::Api {
                         platform: PLATFORM.into(),
                         endpoint: endpoint.into(),
                         status: answer.status.as_u16(),
