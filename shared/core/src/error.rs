@@ -95,6 +95,84 @@ impl Error {
         }
     }
 
+    /// The same error for another caller that a shared call failed for (an `Other` keeps its
+    /// text).
+    pub fn copy_for_another(&self) -> Error {
+        match self {
+            Error::Config(m) => Error::Config(m.clone()),
+            Error::Throttled {
+                platform,
+                endpoint,
+                attempts,
+                message,
+                retry_after,
+            } => Error::Throttled {
+                platform: platform.clone(),
+                endpoint: endpoint.clone(),
+                attempts: *attempts,
+                message: message.clone(),
+                retry_after: *retry_after,
+            },
+            Error::BudgetExhausted { platform, message } => Error::BudgetExhausted {
+                platform: platform.clone(),
+                message: message.clone(),
+            },
+            Error::Api {
+                platform,
+                endpoint,
+                status,
+                message,
+            } => Error::Api {
+                platform: platform.clone(),
+                endpoint: endpoint.clone(),
+                status: *status,
+                message: message.clone(),
+            },
+            Error::Transport {
+                platform,
+                endpoint,
+                message,
+                ambiguous,
+            } => Error::Transport {
+                platform: platform.clone(),
+                endpoint: endpoint.clone(),
+                message: message.clone(),
+                ambiguous: *ambiguous,
+            },
+            Error::Data {
+                kind,
+                source_id,
+                message,
+            } => Error::Data {
+                kind: *kind,
+                source_id: source_id.clone(),
+                message: message.clone(),
+            },
+            Error::Duplicate {
+                kind,
+                source_id,
+                field,
+                message,
+            } => Error::Duplicate {
+                kind: *kind,
+                source_id: source_id.clone(),
+                field: field.clone(),
+                message: message.clone(),
+            },
+            Error::Refused { url, reason } => Error::Refused {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            Error::Approval(m) => Error::Approval(m.clone()),
+            Error::Gate { kind, message } => Error::Gate {
+                kind: *kind,
+                message: message.clone(),
+            },
+            Error::Store(m) => Error::Store(m.clone()),
+            Error::Other(e) => Error::Other(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// Whether retrying later may succeed without a change of data or configuration.
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -52,6 +52,39 @@ const DEFAULT_STATUSES: [&str; 5] = [
 ];
 const MAX_TRANSITION_STEPS: usize = 12;
 
+/// Accounts one `POST /servicedesk/{id}/customer` takes at most (the endpoint's `accountIds`).
+const DESK_ADD_BATCH: usize = 50;
+
+/// The desk adds waiting for the add in flight to one desk.
+#[derive(Default)]
+struct DeskQueue {
+    /// An add to this desk is in flight (its caller hands over to the first waiting).
+    busy: bool,
+    /// Numbers the callers, so each finds its own entry.
+    tickets: u64,
+    waiting: std::collections::VecDeque<(u64, String, tokio::sync::oneshot::Sender<DeskTurn>)>,
+}
+
+/// Hands a desk's adds over when the caller making one is done or dropped.
+struct HandOver<'a> {
+    jsm: &'a Jsm,
+    desk: &'a str,
+}
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        self.jsm.hand_over_desk(self.desk);
+    }
+}
+
+/// What a caller waiting for a desk add hears.
+enum DeskTurn {
+    /// Its account's add is done, with this outcome.
+    Done(Result<()>),
+    /// It makes the next add, for the accounts waiting then (its own first).
+    Lead,
+}
+
 /// A service desk and its project.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServiceDesk {
@@ -131,6 +164,8 @@ pub struct Jsm {
     /// type start their workflow walk there without a read (a wrong guess is read and corrected).
     start_status: std::sync::Mutex<HashMap<(String, String), String>>,
     desk_members: std::sync::Mutex<HashSet<(String, String)>>,
+    /// Desk memberships waiting for the desk's next add (see [`Jsm::add_desk_customer`]).
+    desk_queues: std::sync::Mutex<HashMap<String, DeskQueue>>,
     org_props: AtomicU8,
     reuses: std::sync::Mutex<Vec<CustomerReuse>>,
     images: std::sync::Mutex<HashMap<String, InlineImage>>,
@@ -235,6 +270,7 @@ impl Jsm {
             workflows: std::sync::Mutex::new(HashMap::new()),
             start_status: std::sync::Mutex::new(HashMap::new()),
             desk_members: std::sync::Mutex::new(HashSet::new()),
+            desk_queues: std::sync::Mutex::new(HashMap::new()),
             org_props: AtomicU8::new(PROPS_UNKNOWN),
             reuses: std::sync::Mutex::new(Vec::new()),
             images: std::sync::Mutex::new(HashMap::new()),
@@ -906,26 +942,121 @@ impl Jsm {
         Ok(email)
     }
 
+    /// Makes the account a customer of the desk. Adds to one desk are grouped: while one is in
+    /// flight, the accounts that arrive wait and go together in the next (the endpoint takes up to
+    /// [`DESK_ADD_BATCH`] ids), so concurrent contacts and tickets share calls; each caller still
+    /// returns only once its own account was added.
     async fn add_desk_customer(&self, desk: &ServiceDesk, account_id: &str) -> Result<()> {
         let key = (desk.id.clone(), account_id.to_string());
         if self.desk_members.lock().unwrap().contains(&key) {
             return Ok(());
         }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (ticket, lead) = {
+            let mut queues = self.desk_queues.lock().unwrap();
+            let q = queues.entry(desk.id.clone()).or_default();
+            q.tickets += 1;
+            let ticket = q.tickets;
+            q.waiting.push_back((ticket, account_id.to_string(), tx));
+            (ticket, !std::mem::replace(&mut q.busy, true))
+        };
+        if !lead {
+            match rx.await {
+                Ok(DeskTurn::Done(r)) => return r,
+                // The caller before handed over (or went away): this one adds the next group.
+                Ok(DeskTurn::Lead) | Err(_) => {}
+            }
+        }
+        // Whatever happens to this call from here (also if it is dropped), the next group's
+        // caller is woken.
+        let _hand_over = HandOver {
+            jsm: self,
+            desk: &desk.id,
+        };
+        let others: Vec<(String, tokio::sync::oneshot::Sender<DeskTurn>)> = {
+            let mut queues = self.desk_queues.lock().unwrap();
+            let q = queues.entry(desk.id.clone()).or_default();
+            q.waiting.retain(|(t, _, _)| *t != ticket);
+            let n = q.waiting.len().min(DESK_ADD_BATCH - 1);
+            q.waiting.drain(..n).map(|(_, a, tx)| (a, tx)).collect()
+        };
+        let mut ids = vec![account_id.to_string()];
+        ids.extend(others.iter().map(|(a, _)| a.clone()));
+        let mut results = self.post_desk_customers(desk, &ids).await.into_iter();
+        let mine = results.next().unwrap_or(Ok(()));
+        if mine.is_ok() {
+            self.desk_members.lock().unwrap().insert(key);
+        }
+        for ((account, tx), result) in others.into_iter().zip(results) {
+            if result.is_ok() {
+                self.desk_members
+                    .lock()
+                    .unwrap()
+                    .insert((desk.id.clone(), account));
+            }
+            let _ = tx.send(DeskTurn::Done(result));
+        }
+        mine
+    }
+
+    /// Wakes the first caller waiting to add to `desk` to make the next add, or marks the desk
+    /// idle when none waits.
+    fn hand_over_desk(&self, desk: &str) {
+        let mut queues = self.desk_queues.lock().unwrap();
+        let Some(q) = queues.get_mut(desk) else {
+            return;
+        };
+        while let Some((ticket, account, tx)) = q.waiting.pop_front() {
+            // It stays queued, so its group finds it; a caller that went away is dropped.
+            let (again_tx, _) = tokio::sync::oneshot::channel();
+            q.waiting.push_front((ticket, account, again_tx));
+            if tx.send(DeskTurn::Lead).is_ok() {
+                return;
+            }
+            q.waiting.pop_front();
+        }
+        q.busy = false;
+    }
+
+    /// One add of up to [`DESK_ADD_BATCH`] accounts to a desk, and each account's outcome. A
+    /// refused group is retried one account at a time, so one bad account fails only itself.
+    async fn post_desk_customers(&self, desk: &ServiceDesk, ids: &[String]) -> Vec<Result<()>> {
         let endpoint = "POST /servicedesk/{id}/customer";
-        let a = self
-            .client
-            .call(
-                Method::POST,
-                endpoint,
-                &format!("/rest/servicedeskapi/servicedesk/{}/customer", desk.id),
-                &[],
-                &Payload::Json(json!({"accountIds": [account_id]})),
-                true,
-            )
-            .await?;
-        self.client.json(endpoint, &a)?;
-        self.desk_members.lock().unwrap().insert(key);
-        Ok(())
+        let path = format!("/rest/servicedeskapi/servicedesk/{}/customer", desk.id);
+        let add = |ids: Vec<String>| {
+            let path = path.clone();
+            async move {
+                let a = self
+                    .client
+                    .call(
+                        Method::POST,
+                        endpoint,
+                        &path,
+                        &[],
+                        &Payload::Json(json!({ "accountIds": ids })),
+                        true,
+                    )
+                    .await?;
+                self.client.json(endpoint, &a).map(|_| ())
+            }
+        };
+        match add(ids.to_vec()).await {
+            Ok(()) => ids.iter().map(|_| Ok(())).collect(),
+            // Throttled, out of budget or unreachable: every account of the group waits alike.
+            Err(e) if ids.len() == 1 || e.is_transient() => {
+                let mut out: Vec<Result<()>> =
+                    ids[1..].iter().map(|_| Err(e.copy_for_another())).collect();
+                out.insert(0, Err(e));
+                out
+            }
+            Err(_) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push(add(vec![id.clone()]).await);
+                }
+                out
+            }
+        }
     }
 
     // ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use common::*;
@@ -782,6 +782,54 @@ async fn rate_limits_still_land_everything_exactly_once() {
     assert!(throttled > 0, "the limits were exercised: {stats}");
     eprintln!("429 answers: {throttled}; client spend: {:?}", jsm.spend());
     assert!(jsm.spend().throttled >= throttled.min(1));
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_customers_share_their_desk_adds() {
+    let env = start().await;
+    let jsm = &env.jsm;
+    let c = ctx(&[]);
+    let n = 24;
+    let customers: Vec<String> = futures::future::join_all((0..n).map(|k| {
+        let c = &c;
+        async move {
+            let email = format!("crowd{k}@example.test");
+            create(jsm, &contact(&format!("K{k}"), Some(&email), None), c).await
+        }
+    }))
+    .await;
+    // Every customer is a customer of the desk the contacts go to, each added once, in fewer
+    // calls than customers (the adds that arrived while one was in flight went together).
+    let dump = env.dump().await;
+    let desk = dump["service_desks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["customers"].as_array().is_some_and(|m| !m.is_empty()))
+        .expect("a desk with customers");
+    let members: BTreeSet<String> = desk["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_string))
+        .collect();
+    for id in &customers {
+        assert!(
+            members.contains(id),
+            "customer {id} is on the desk: {members:?}"
+        );
+    }
+    let stats = env.stats().await;
+    let adds = stats["endpoints"]["POST /rest/servicedeskapi/servicedesk/{serviceDeskId}/customer"]
+        ["count"]
+        .as_u64()
+        .unwrap_or(0);
+    eprintln!("{adds} desk adds for {n} customers");
+    assert!(
+        adds >= 1 && adds < n as u64,
+        "{adds} desk adds for {n} customers created at once"
+    );
     env.stop().await;
 }
 
