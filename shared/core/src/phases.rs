@@ -2109,17 +2109,20 @@ async fn load_context(job: &Job, kind: ObjectKind) -> Result<LoadContext> {
             .iter()
             .filter(|a| a.active)
             .map(|a| (a.email.to_ascii_lowercase(), a.id.clone()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         custom_fields: fields
             .into_iter()
             .filter(|f| f.kind == kind)
             .map(|f| (f.label.clone(), f))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         departments: info
             .departments
             .iter()
             .map(|d| (d.name.clone(), d.id.clone()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         source_platform: job.source.platform().to_string(),
         inline_images: BTreeMap::new(),
         stored_images: Default::default(),

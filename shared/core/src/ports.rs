@@ -154,16 +154,18 @@ impl DestinationInfo {
     }
 }
 
-/// Everything a destination needs to write one record, resolved by the phase.
+/// Everything a destination needs to write one record, resolved by the phase. Each record gets
+/// a copy of the phase's context: the maps every record shares are behind `Arc`s, so the copy
+/// does not grow with the destination's agents or fields.
 #[derive(Clone, Debug, Default)]
 pub struct LoadContext {
     pub resolved: Resolved,
     /// Agent email (lower case) -> destination agent id.
-    pub agents: BTreeMap<String, String>,
+    pub agents: std::sync::Arc<BTreeMap<String, String>>,
     /// Custom field label -> destination field, for the record's kind.
-    pub custom_fields: BTreeMap<String, DestField>,
+    pub custom_fields: std::sync::Arc<BTreeMap<String, DestField>>,
     /// Department name -> destination department id.
-    pub departments: BTreeMap<String, String>,
+    pub departments: std::sync::Arc<BTreeMap<String, String>>,
     /// Name of the source platform, for provenance lines.
     pub source_platform: String,
     /// `<img src>` of the record's body -> the image's bytes, filled only for destinations that

@@ -294,9 +294,9 @@ async fn every_kind_lands_and_reads_back() {
         .unwrap();
 
     let mut c = ctx(&[]);
-    c.agents.insert("admin@example.com".into(), admin.clone());
+    std::sync::Arc::make_mut(&mut c.agents).insert("admin@example.com".into(), admin.clone());
     for d in &info.departments {
-        c.departments.insert(d.name.clone(), d.id.clone());
+        std::sync::Arc::make_mut(&mut c.departments).insert(d.name.clone(), d.id.clone());
     }
 
     let acc = CanonicalRecord::Account(account("A1"));
@@ -320,7 +320,8 @@ async fn every_kind_lands_and_reads_back() {
     tc.custom_fields = [&tier, &vip, &areas, &since]
         .into_iter()
         .map(|f| (f.label.clone(), f.clone()))
-        .collect();
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into();
     let tic = CanonicalRecord::Ticket(t);
     let tic_id = dest.create(&tic, &tc).await.unwrap().id;
     c.resolved.insert(ObjectKind::Ticket, "T1", tic_id.clone());

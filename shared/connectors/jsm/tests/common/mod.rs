@@ -127,13 +127,14 @@ pub fn ctx(fields: &[DestField]) -> LoadContext {
         custom_fields: fields
             .iter()
             .map(|f| (f.label.clone(), f.clone()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         ..LoadContext::default()
     }
 }
 
 pub fn with_agents(mut c: LoadContext, agents: BTreeMap<String, String>) -> LoadContext {
-    c.agents = agents;
+    c.agents = agents.into();
     c
 }
 

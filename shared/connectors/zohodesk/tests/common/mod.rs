@@ -105,7 +105,8 @@ pub fn ctx(fields: &[DestField]) -> LoadContext {
         custom_fields: fields
             .iter()
             .map(|f| (f.label.clone(), f.clone()))
-            .collect(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         ..LoadContext::default()
     }
 }
