@@ -11,6 +11,20 @@ use deskshift_sandbox::SandboxOptions;
 use sandbox_kit::FaultConfig;
 use serde_json::Value;
 
+/// A file's bytes as the Ivinex sandbox serves them to its API user.
+async fn source_file(h: &Harness, url: &str) -> Vec<u8> {
+    h.http
+        .get(url)
+        .basic_auth("api@acme.test", Some("sandbox-secret"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 fn opts(seed: u64, tickets: usize) -> SandboxOptions {
     SandboxOptions {
         seed,
@@ -359,16 +373,7 @@ async fn full_migration_arrives_field_by_field() {
         if !in_scope.contains(&ticket) || a["size"].as_u64().unwrap() > 25 * 1024 * 1024 {
             continue;
         }
-        let bytes = h
-            .http
-            .get(text(&a["url"]))
-            .basic_auth("api@acme.test", Some("sandbox-secret"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = source_file(&h, &text(&a["url"])).await;
         let md5 = md5_hex(&bytes);
         let dest_ticket = &ticket_dest_ids[&ticket];
         let found = dest_att.iter().any(|d| {
@@ -445,16 +450,7 @@ async fn full_migration_arrives_field_by_field() {
         let key = text(&p["kept"]);
         let staged = std::fs::read(h.job_dir().join("stage").join(&key))
             .unwrap_or_else(|e| panic!("{} kept as {key:?}: {e}", text(&p["file_name"])));
-        let source = h
-            .http
-            .get(text(&p["url"]))
-            .basic_auth("api@acme.test", Some("sandbox-secret"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let source = source_file(&h, &text(&p["url"])).await;
         assert_eq!(
             md5_hex(&staged),
             md5_hex(&source),

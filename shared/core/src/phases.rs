@@ -2378,25 +2378,9 @@ impl LoadEnv<'_> {
             let md5 = md5_hex(&image.bytes);
             for a in record.attachments().iter().filter(|a| a.url == src) {
                 let key = attachment_key(parent_kind, parent_id, a);
-                w.0.push(Link {
-                    kind: ObjectKind::Attachment,
-                    source_id: key.clone(),
-                    dest_id: Some(file_id.clone()),
-                    status: LinkStatus::Created,
-                    payload_hash: md5.clone(),
-                    dest_hash: None,
-                    reason: None,
-                    updated_at: now_iso(),
-                });
-                w.1.push(AuditEntry {
-                    at: now_iso(),
-                    op: AuditOp::Attach,
-                    kind: ObjectKind::Attachment,
-                    source_id: key,
-                    dest_id: Some(file_id.clone()),
-                    outcome: "ok".into(),
-                    payload_hash: md5.clone(),
-                });
+                let (link, entry) = attached(key, file_id.clone(), md5.clone());
+                w.0.push(link);
+                w.1.push(entry);
             }
         }
     }
@@ -2955,30 +2939,34 @@ async fn upload_attachment(
             job.dest.attach(parent_kind, &parent, a, bytes).await?
         }
     };
-    job.crosswalk
-        .put_batch(&[Link {
-            kind: ObjectKind::Attachment,
-            source_id: key.clone(),
-            dest_id: Some(dest_id.clone()),
-            status: LinkStatus::Created,
-            payload_hash: md5.clone(),
-            dest_hash: None,
-            reason: None,
-            updated_at: now_iso(),
-        }])
-        .await?;
-    job.audit
-        .append(&[AuditEntry {
-            at: now_iso(),
-            op: AuditOp::Attach,
-            kind: ObjectKind::Attachment,
-            source_id: key,
-            dest_id: Some(dest_id),
-            outcome: "ok".into(),
-            payload_hash: md5,
-        }])
-        .await?;
+    let (link, entry) = attached(key, dest_id, md5);
+    job.crosswalk.put_batch(&[link]).await?;
+    job.audit.append(&[entry]).await?;
     Ok(AttachOutcome::Uploaded { declared_md5_wrong })
+}
+
+/// The crosswalk and audit entries of a file that arrived as `dest_id` (its MD5 the payload hash).
+fn attached(key: String, dest_id: String, md5: String) -> (Link, AuditEntry) {
+    let link = Link {
+        kind: ObjectKind::Attachment,
+        source_id: key.clone(),
+        dest_id: Some(dest_id.clone()),
+        status: LinkStatus::Created,
+        payload_hash: md5.clone(),
+        dest_hash: None,
+        reason: None,
+        updated_at: now_iso(),
+    };
+    let entry = AuditEntry {
+        at: now_iso(),
+        op: AuditOp::Attach,
+        kind: ObjectKind::Attachment,
+        source_id: key,
+        dest_id: Some(dest_id),
+        outcome: "ok".into(),
+        payload_hash: md5,
+    };
+    (link, entry)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -77,6 +77,15 @@ impl Drop for HandOver<'_> {
     }
 }
 
+/// A record's error for an issue deleted in Jira since the engine linked it.
+fn issue_gone(kind: ObjectKind, source_id: &str, key: &str) -> Error {
+    Error::data(
+        kind,
+        source_id,
+        format!("issue {key} no longer exists in Jira"),
+    )
+}
+
 /// What a caller waiting for a desk add hears.
 enum DeskTurn {
     /// Its account's add is done, with this outcome.
@@ -1006,14 +1015,11 @@ impl Jsm {
         let Some(q) = queues.get_mut(desk) else {
             return;
         };
-        while let Some((ticket, account, tx)) = q.waiting.pop_front() {
-            // It stays queued, so its group finds it; a caller that went away is dropped.
-            let (again_tx, _) = tokio::sync::oneshot::channel();
-            q.waiting.push_front((ticket, account, again_tx));
+        // The new leader's group starts with its own account; a caller that went away is skipped.
+        while let Some((_, _, tx)) = q.waiting.pop_front() {
             if tx.send(DeskTurn::Lead).is_ok() {
                 return;
             }
-            q.waiting.pop_front();
         }
         q.busy = false;
     }
@@ -1698,11 +1704,7 @@ impl Jsm {
             .await?;
         match a.status.as_u16() {
             200..=299 => Ok(()),
-            404 => Err(Error::data(
-                kind,
-                source_id,
-                format!("issue {key} no longer exists in Jira"),
-            )),
+            404 => Err(issue_gone(kind, source_id, key)),
             _ => Err(record_error(kind, source_id, endpoint, &a)),
         }
     }
@@ -1778,8 +1780,13 @@ impl Jsm {
     // ---------------------------------------------------------------------------------------
     // workflow
 
-    /// The issue's status (id, name).
-    async fn status_of(&self, key: &str) -> Result<Option<(String, String)>> {
+    /// The issue's status (id, name); the record's error when the issue is gone.
+    async fn status_of(
+        &self,
+        kind: ObjectKind,
+        source_id: &str,
+        key: &str,
+    ) -> Result<(String, String)> {
         let v = self
             .client
             .get_opt(
@@ -1788,10 +1795,11 @@ impl Jsm {
                 &[("fields", "status".to_string())],
             )
             .await?;
-        Ok(v.and_then(|v| {
+        v.and_then(|v| {
             let st = v.pointer("/fields/status")?;
             Some((s(st, "id")?, s(st, "name").unwrap_or_default()))
-        }))
+        })
+        .ok_or_else(|| issue_gone(kind, source_id, key))
     }
 
     /// The one status of `project`'s learnt workflow named `name` (id, name); None when no status
@@ -1895,16 +1903,9 @@ impl Jsm {
         let known = at.and_then(|name| self.status_named(&project, name));
         // Whether the status was read off the issue in this walk (else it is the caller's word).
         let mut read = known.is_none();
-        let found = match known {
-            Some(k) => Some(k),
-            None => self.status_of(key).await?,
-        };
-        let Some((mut at_id, mut at_name)) = found else {
-            return Err(Error::data(
-                kind,
-                source_id,
-                format!("issue {key} no longer exists in Jira"),
-            ));
+        let (mut at_id, mut at_name) = match known {
+            Some(k) => k,
+            None => self.status_of(kind, source_id, key).await?,
         };
         let mut visited: HashSet<String> = HashSet::new();
         let mut refreshed: HashSet<String> = HashSet::new();
@@ -1974,13 +1975,7 @@ impl Jsm {
                     // The issue may not be where the caller said (an automation moved it): read
                     // it before learning anything from its transitions.
                     read = true;
-                    let Some((id, name)) = self.status_of(key).await? else {
-                        return Err(Error::data(
-                            kind,
-                            source_id,
-                            format!("issue {key} no longer exists in Jira"),
-                        ));
-                    };
+                    let (id, name) = self.status_of(kind, source_id, key).await?;
                     if id == at_id && refreshed.insert(at_id.clone()) {
                         self.learn_transitions(&project, key, &at_id, &at_name)
                             .await?;
@@ -1995,13 +1990,7 @@ impl Jsm {
                 }
                 Ok(a) => return Err(record_error(kind, source_id, endpoint, &a)),
                 Err(e) if is_ambiguous(&e) => {
-                    let Some((id, name)) = self.status_of(key).await? else {
-                        return Err(Error::data(
-                            kind,
-                            source_id,
-                            format!("issue {key} no longer exists in Jira"),
-                        ));
-                    };
+                    let (id, name) = self.status_of(kind, source_id, key).await?;
                     at_id = id;
                     at_name = name;
                 }
@@ -2159,18 +2148,25 @@ impl Jsm {
     // ---------------------------------------------------------------------------------------
     // attachments and inline images
 
-    /// The id of the issue's attachment with this file name and size.
-    async fn attachment_named(&self, key: &str, name: &str, size: u64) -> Result<Option<String>> {
+    /// The issue's attachment with this file name and size.
+    async fn attachment_file(&self, key: &str, name: &str, size: u64) -> Result<Option<Value>> {
         Ok(self
             .issue_attachments(key)
             .await?
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .find(|x| {
                 s(x, "filename").as_deref() == Some(name)
                     && x.get("size").and_then(Value::as_u64) == Some(size)
-            })
-            .and_then(|x| s(x, "id")))
+            }))
+    }
+
+    /// The id of the issue's attachment with this file name and size.
+    async fn attachment_named(&self, key: &str, name: &str, size: u64) -> Result<Option<String>> {
+        Ok(self
+            .attachment_file(key, name, size)
+            .await?
+            .and_then(|x| s(&x, "id")))
     }
 
     async fn upload(
@@ -2219,11 +2215,7 @@ impl Jsm {
                 }
                 Ok(a) => {
                     return Err(match a.status.as_u16() {
-                        404 => Error::data(
-                            kind,
-                            source_id,
-                            format!("issue {key} no longer exists in Jira"),
-                        ),
+                        404 => issue_gone(kind, source_id, key),
                         413 | 400 => Error::data(
                             kind,
                             source_id,
@@ -2236,16 +2228,7 @@ impl Jsm {
                     });
                 }
                 Err(e) if is_ambiguous(&e) && attempt < self.ambiguous_attempts() => {
-                    let found = self
-                        .issue_attachments(key)
-                        .await?
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|x| {
-                            s(x, "filename").as_deref() == Some(name)
-                                && x.get("size").and_then(Value::as_u64) == Some(size)
-                        });
-                    if let Some(f) = found {
+                    if let Some(f) = self.attachment_file(key, name, size).await? {
                         return Ok(f);
                     }
                 }
@@ -2315,14 +2298,8 @@ impl Jsm {
         let existing = if fresh {
             None
         } else {
-            self.issue_attachments(key)
+            self.attachment_file(key, &stored, image.bytes.len() as u64)
                 .await?
-                .unwrap_or_default()
-                .into_iter()
-                .find(|x| {
-                    s(x, "filename").as_deref() == Some(stored.as_str())
-                        && x.get("size").and_then(Value::as_u64) == Some(image.bytes.len() as u64)
-                })
         };
         let att = match existing {
             Some(a) => a,
@@ -2457,11 +2434,7 @@ impl Jsm {
                     return Ok(format!("{key}:{id}"));
                 }
                 Ok(ans) if ans.status.as_u16() == 404 => {
-                    return Err(Error::data(
-                        ObjectKind::Activity,
-                        &a.source_id,
-                        format!("issue {key} no longer exists in Jira"),
-                    ));
+                    return Err(issue_gone(ObjectKind::Activity, &a.source_id, key));
                 }
                 Ok(ans) => {
                     return Err(record_error(
@@ -2630,13 +2603,7 @@ impl Jsm {
             let at = match known {
                 Some(name) => name,
                 None => {
-                    let Some((_, name)) = self.status_of(&key).await? else {
-                        return Err(Error::data(
-                            ObjectKind::Task,
-                            &t.source_id,
-                            format!("issue {key} no longer exists in Jira"),
-                        ));
-                    };
+                    let (_, name) = self.status_of(ObjectKind::Task, &t.source_id, &key).await?;
                     self.start_status
                         .lock()
                         .unwrap()

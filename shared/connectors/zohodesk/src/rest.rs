@@ -113,7 +113,12 @@ pub fn zoho_field_type(t: &FieldType) -> &'static str {
 }
 
 fn s(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
+    text_of(v.get(key)?)
+}
+
+/// A non-empty string, or a number as text.
+fn text_of(v: &Value) -> Option<String> {
+    match v {
         Value::String(t) if !t.is_empty() => Some(t.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -133,11 +138,7 @@ struct CreatedId {
 
 impl CreatedId {
     fn text(&self) -> Option<String> {
-        match self.id.as_ref()? {
-            Value::String(t) if !t.is_empty() => Some(t.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
+        text_of(self.id.as_ref()?)
     }
 }
 
